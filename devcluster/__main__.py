@@ -1,0 +1,72 @@
+"""Command line: ``python -m devcluster {build,up,down,status,env}``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from devcluster import build, cluster
+from devcluster.components import NodeShape
+
+
+def _parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(prog="python -m devcluster", description=__doc__)
+    parser.add_argument("--dir", type=Path, default=Path(env("DEVCLUSTER_DIR", ".devcluster")),
+                        help="data dir of the cluster (state, certificates, etcd, logs, "
+                             "kubeconfig); $DEVCLUSTER_DIR, default .devcluster")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("build", help="build the binaries (or find them in the cache); print their dir")
+    start = sub.add_parser("up", help="start a cluster and wait until it is ready")
+    start.add_argument("--nodes", type=int, default=int(env("DEVCLUSTER_NODES", "4")),
+                       help="fake GPU nodes ($DEVCLUSTER_NODES, default 4)")
+    start.add_argument("--gpus-per-node", type=int, default=int(env("DEVCLUSTER_GPUS", "8")),
+                       help="nvidia.com/gpu per node ($DEVCLUSTER_GPUS, default 8)")
+    start.add_argument("--cpu-per-node", default=env("DEVCLUSTER_CPU", "96"))
+    start.add_argument("--memory-per-node", default=env("DEVCLUSTER_MEMORY", "1024Gi"))
+    start.add_argument("--pods-per-node", type=int, default=int(env("DEVCLUSTER_PODS", "110")))
+    start.add_argument("--port", type=int, default=int(env("DEVCLUSTER_PORT", "0")),
+                       help="kube-apiserver port ($DEVCLUSTER_PORT; default 0 = any free port)")
+    sub.add_parser("down", help="stop the cluster (idempotent) and remove its state")
+    sub.add_parser("status", help="components, pids and memory; exit 1 unless all are running")
+    sub.add_parser("env", help="print the export line for the cluster's kubeconfig")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "build":
+            print(build.ensure_binaries())
+        elif args.command == "up":
+            if args.nodes < 0 or args.gpus_per_node < 0:
+                raise cluster.ClusterError("--nodes and --gpus-per-node must be 0 or more")
+            shape = NodeShape(count=args.nodes, gpus=args.gpus_per_node, cpu=args.cpu_per_node,
+                              memory=args.memory_per_node, pods=args.pods_per_node)
+            state = cluster.up(args.dir, shape, args.port)
+            print(f"devcluster: up at {state.server} in {state.ready_seconds:.1f}s with "
+                  f"{shape.count} nodes x {shape.gpus} nvidia.com/gpu", file=sys.stderr)
+            print(cluster.env_line(args.dir))
+        elif args.command == "down":
+            was = cluster.down(args.dir)
+            print(f"devcluster: {'stopped' if was else 'nothing was running'}; "
+                  f"{args.dir} cleaned", file=sys.stderr)
+        elif args.command == "status":
+            healthy, table = cluster.status(args.dir)
+            print(table)
+            return 0 if healthy else 1
+        elif args.command == "env":
+            if cluster.read_state(args.dir.resolve()) is None:
+                raise cluster.ClusterError(f"no cluster in {args.dir}; start one with "
+                                           "`make cluster-up`")
+            print(cluster.env_line(args.dir))
+    except (cluster.ClusterError, build.BuildError) as err:
+        print(f"devcluster: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,362 @@
+"""Start, stop and inspect a devcluster: the only module here that runs processes.
+
+All components run in one process group (the group of etcd, the first one started), so
+`down` ends every one of them with a single signal and can then prove none is left.
+The state of a running cluster is ``<dir>/state.json``; it is written after every start,
+so even an `up` that dies half-way leaves enough behind for `down` to clean up.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from devcluster import build
+from devcluster.components import (
+    COMPONENTS,
+    NodeShape,
+    Ports,
+    command_lines,
+    kubeconfig,
+    node_list,
+)
+from devcluster.pki import CLIENTS, Pki, write_pki
+
+STARTUP_TIMEOUT = 90.0
+
+
+class ClusterError(RuntimeError):
+    """A refusal or failure, worded for the person who ran the command."""
+
+
+@dataclass
+class State:
+    pgid: int
+    ports: dict[str, int]
+    bin_dir: str
+    pids: dict[str, int] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)
+    ready_seconds: float | None = None
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.ports['apiserver']}"
+
+
+def state_path(data_dir: Path) -> Path:
+    return data_dir / "state.json"
+
+
+def kubeconfig_path(data_dir: Path) -> Path:
+    return data_dir / "kubeconfig"
+
+
+def read_state(data_dir: Path) -> State | None:
+    try:
+        return State(**json.loads(state_path(data_dir).read_text()))
+    except FileNotFoundError:
+        return None
+
+
+def _write_state(data_dir: Path, state: State) -> None:
+    tmp = state_path(data_dir).with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(state), indent=2))
+    tmp.replace(state_path(data_dir))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie has exited; only its parent has not reaped it yet.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes in process group pgid (read from /proc, so nothing escapes notice)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        state, pgrp = fields[0], int(fields[2])
+        if pgrp == pgid and state != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct ports the kernel reports free right now (all bound at once, so no repeats)."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _check_can_start(data_dir: Path, apiserver_port: int) -> None:
+    state = read_state(data_dir)
+    if state is not None:
+        live = [name for name, pid in state.pids.items() if _alive(pid)]
+        if live or group_members(state.pgid):
+            raise ClusterError(
+                f"a devcluster is already up in {data_dir} ({state.server}, running: "
+                f"{', '.join(live) or 'process group ' + str(state.pgid)}). Use it with "
+                f"`export KUBECONFIG={kubeconfig_path(data_dir)}`, or stop it first with "
+                f"`python -m devcluster down --dir {data_dir}` (make cluster-down).")
+        raise ClusterError(
+            f"stale data dir {data_dir}: it holds the state of a cluster that is no longer "
+            f"running. Clean it with `python -m devcluster down --dir {data_dir}` "
+            "(make cluster-down), then start again.")
+    if (data_dir / "etcd").exists():
+        raise ClusterError(
+            f"stale data dir {data_dir}: it holds etcd data but no cluster state. Clean it with "
+            f"`python -m devcluster down --dir {data_dir}` (make cluster-down), then start again.")
+    if apiserver_port and not port_free(apiserver_port):
+        raise ClusterError(
+            f"port {apiserver_port} on 127.0.0.1 is taken by another process; choose another "
+            "with --port (or DEVCLUSTER_PORT), or 0 for any free port.")
+
+
+def _ssl_context(pki: Pki) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
+    ctx.load_cert_chain(str(pki.client_cert("admin")), str(pki.client_key("admin")))
+    return ctx
+
+
+def _get(url: str, ctx: ssl.SSLContext | None) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=ctx) as resp:
+            body: bytes = resp.read()
+            return body.decode()
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def _is_ok(url: str, ctx: ssl.SSLContext | None) -> bool:
+    return _get(url, ctx) == "ok"
+
+
+class _Launch:
+    """One `up` in progress: starts components in order and records each in state.json."""
+
+    def __init__(self, data_dir: Path, bin_dir: Path, pki: Pki, ports: Ports) -> None:
+        self.data_dir = data_dir
+        self.logs = data_dir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.argv = command_lines(bin_dir, data_dir, pki, ports)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.state = State(pgid=0, ports=asdict(ports),
+                           bin_dir=str(bin_dir))
+
+    def start(self, name: str) -> None:
+        with (self.logs / f"{name}.log").open("ab") as log:
+            # The first component founds a new group (pgid 0 = its own pid); the rest join
+            # it. One session: setpgid cannot join a group of another session.
+            proc = subprocess.Popen(self.argv[name], stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, cwd=self.data_dir,
+                                    process_group=self.state.pgid)
+        self.procs[name] = proc
+        if not self.state.pgid:
+            self.state.pgid = proc.pid
+        self.state.pids[name] = proc.pid
+        _write_state(self.data_dir, self.state)
+
+    def wait_until(self, what: str, check: Callable[[], bool], deadline: float) -> None:
+        while not check():
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    tail = (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
+                    raise ClusterError(f"{name} exited with code {proc.returncode} while "
+                                       f"waiting for {what}. End of its log:\n{tail}")
+            if time.monotonic() > deadline:
+                raise ClusterError(f"timed out waiting for {what}; logs are in {self.logs}")
+            time.sleep(0.1)
+
+
+def _kubectl(bin_dir: Path, kubeconfig_file: Path, *args: str,
+             input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(bin_dir / "kubectl"), f"--kubeconfig={kubeconfig_file}", *args],
+                          input=input_text, capture_output=True, text=True, timeout=60)
+
+
+def up(data_dir: Path, shape: NodeShape, apiserver_port: int = 0,
+       log: Callable[[str], None] = print) -> State:
+    """Build (or reuse) the binaries, start every component and wait until ready."""
+    data_dir = data_dir.resolve()
+    _check_can_start(data_dir, apiserver_port)
+    bin_dir = build.ensure_binaries()
+    started = time.monotonic()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    pki = write_pki(data_dir / "pki")
+    auto = free_ports(5)
+    ports = Ports(etcd_client=auto[0], etcd_peer=auto[1], apiserver=apiserver_port or auto[2],
+                  controller_manager=auto[3], scheduler=auto[4])
+    launch = _Launch(data_dir, bin_dir, pki, ports)
+    server = f"https://127.0.0.1:{ports.apiserver}"
+    ca = pki.ca_cert.read_bytes()
+    kube_dir = data_dir / "kubeconfigs"
+    kube_dir.mkdir(exist_ok=True)
+    for name, (user, _group) in CLIENTS.items():
+        config = kubeconfig(server, ca, pki.client_cert(name).read_bytes(),
+                            pki.client_key(name).read_bytes(), user)
+        (kube_dir / f"{name}.yaml").write_text(yaml.safe_dump(config))
+    admin = kube_dir / "admin.yaml"
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    ctx = _ssl_context(pki)
+    try:
+        launch.start("etcd")
+        launch.wait_until("etcd /health", lambda: '"true"' in (_get(
+            f"http://127.0.0.1:{ports.etcd_client}/health", None) or ""), deadline)
+        launch.start("kube-apiserver")
+        launch.wait_until("kube-apiserver /readyz",
+                          functools.partial(_is_ok, f"{server}/readyz", ctx), deadline)
+        controllers = {"kube-controller-manager": ports.controller_manager,
+                       "kube-scheduler": ports.scheduler}
+        for name in controllers:
+            launch.start(name)
+        for name, port in controllers.items():
+            launch.wait_until(f"{name} /healthz", functools.partial(
+                _is_ok, f"https://127.0.0.1:{port}/healthz", ctx), deadline)
+        launch.start("kwok")
+        created = _kubectl(bin_dir, admin, "apply", "-f", "-",
+                           input_text=json.dumps(node_list(shape)))
+        if created.returncode != 0:
+            raise ClusterError(f"registering the fake GPU nodes failed: {created.stderr}")
+        launch.wait_until("the default service account", lambda: _kubectl(
+            bin_dir, admin, "get", "serviceaccount", "default", "-n", "default",
+        ).returncode == 0, deadline)
+        launch.wait_until(f"{shape.count} schedulable nodes", lambda: _schedulable_nodes(
+            bin_dir, admin) >= shape.count, deadline)
+    except BaseException:
+        log(f"devcluster: start failed; stopping what was started (logs: {launch.logs})")
+        down(data_dir)
+        raise
+    launch.state.ready_seconds = round(time.monotonic() - started, 2)
+    _write_state(data_dir, launch.state)
+    shutil.copyfile(admin, kubeconfig_path(data_dir))
+    kubeconfig_path(data_dir).chmod(0o600)
+    return launch.state
+
+
+def _schedulable_nodes(bin_dir: Path, kubeconfig_file: Path) -> int:
+    """Nodes that are Ready and no longer carry the node controller's not-ready taint."""
+    out = _kubectl(bin_dir, kubeconfig_file, "get", "nodes", "-o", "json")
+    if out.returncode != 0:
+        return 0
+    count = 0
+    for node in json.loads(out.stdout)["items"]:
+        ready = any(c["type"] == "Ready" and c["status"] == "True"
+                    for c in node.get("status", {}).get("conditions", []))
+        tainted = any(t["key"].startswith("node.kubernetes.io/")
+                      for t in node.get("spec", {}).get("taints", []))
+        count += ready and not tainted
+    return count
+
+
+def _stop_group(pgid: int, grace: float = 10.0) -> None:
+    if not pgid:
+        return
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not group_members(pgid):
+                return
+            time.sleep(0.1)
+    left = group_members(pgid)
+    if left:
+        raise ClusterError(f"processes {left} of group {pgid} survived SIGKILL")
+
+
+def down(data_dir: Path) -> bool:
+    """Stop every component and remove the cluster's state; True if something was running.
+
+    Idempotent: with nothing running it only cleans a stale data dir. Logs are kept.
+    """
+    data_dir = data_dir.resolve()
+    state = read_state(data_dir)
+    running = False
+    if state is not None:
+        running = bool(group_members(state.pgid))
+        _stop_group(state.pgid)
+    for child in ("etcd", "pki", "kubeconfigs", "kubeconfig", "state.json"):
+        path = data_dir / child
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    return running
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except FileNotFoundError:
+        pass
+    return 0
+
+
+def status(data_dir: Path) -> tuple[bool, str]:
+    """(healthy, a table of components with pid, liveness and resident memory)."""
+    data_dir = data_dir.resolve()
+    state = read_state(data_dir)
+    if state is None:
+        return False, f"devcluster: not running (no state in {data_dir})"
+    lines = [f"devcluster: {state.server}  kubeconfig {kubeconfig_path(data_dir)}"]
+    healthy, total = True, 0
+    for name in COMPONENTS:
+        pid = state.pids.get(name)
+        alive = pid is not None and _alive(pid)
+        rss = _rss_kib(pid) if pid and alive else 0
+        total += rss
+        healthy &= alive
+        lines.append(f"  {name:<24} pid {pid or '-':<8} {'running' if alive else 'DOWN':<8}"
+                     f" {rss / 1024:7.1f} MiB")
+    lines.append(f"  {'total':<24} {'':<17} {total / 1024:7.1f} MiB")
+    if state.ready_seconds is not None:
+        lines.append(f"  up to ready in {state.ready_seconds:.1f}s")
+    return healthy, "\n".join(lines)
+
+
+def env_line(data_dir: Path) -> str:
+    return f"export KUBECONFIG={kubeconfig_path(data_dir.resolve())}"
+

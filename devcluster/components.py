@@ -1,0 +1,146 @@
+"""Pure description of a devcluster: each component's command line, the kubeconfigs and
+the fake GPU nodes. No I/O here, so the whole shape of the cluster is testable as data."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from devcluster.pki import SERVICE_CLUSTER_IP_RANGE, Pki
+
+# Start order; each component needs the ones before it.
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+
+SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
+# kwok manages exactly the nodes that carry this annotation; tests and users can add others.
+KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+GPU_RESOURCE = "nvidia.com/gpu"
+STAGES_FILE = Path(__file__).resolve().parent / "stages" / "pod-stages.yaml"
+
+
+@dataclass(frozen=True)
+class Ports:
+    etcd_client: int
+    etcd_peer: int
+    apiserver: int
+    controller_manager: int
+    scheduler: int
+
+
+@dataclass(frozen=True)
+class NodeShape:
+    """The fake GPU nodes to register: count and per-node capacity."""
+
+    count: int = 4
+    gpus: int = 8
+    cpu: str = "96"
+    memory: str = "1024Gi"
+    pods: int = 110
+
+
+def kubeconfig(server: str, ca_cert: bytes, client_cert: bytes, client_key: bytes,
+               user: str) -> dict[str, Any]:
+    """A self-contained kubeconfig (certificates embedded, so it can be copied anywhere)."""
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "devcluster", "cluster": {
+            "server": server, "certificate-authority-data": b64(ca_cert)}}],
+        "users": [{"name": user, "user": {
+            "client-certificate-data": b64(client_cert), "client-key-data": b64(client_key)}}],
+        "contexts": [{"name": "devcluster", "context": {"cluster": "devcluster", "user": user}}],
+        "current-context": "devcluster",
+    }
+
+
+def command_lines(bin_dir: Path, data_dir: Path, pki: Pki, ports: Ports) -> dict[str, list[str]]:
+    """The argv of every component, keyed by COMPONENTS' names."""
+    kubeconfigs = data_dir / "kubeconfigs"
+    etcd_url = f"http://127.0.0.1:{ports.etcd_client}"
+    serving = [f"--tls-cert-file={pki.serving_cert}", f"--tls-private-key-file={pki.serving_key}"]
+    # The controllers authenticate their own /healthz callers against the API server;
+    # these paths stay open so the launcher can probe them without a token.
+    open_paths = "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics"
+    fast_client = ["--kube-api-qps=500", "--kube-api-burst=1000"]
+
+    def client_of(name: str) -> list[str]:
+        path = kubeconfigs / f"{name}.yaml"
+        return [f"--kubeconfig={path}", f"--authentication-kubeconfig={path}",
+                f"--authorization-kubeconfig={path}"]
+
+    return {
+        "etcd": [
+            str(bin_dir / "etcd"), "--name=devcluster", f"--data-dir={data_dir / 'etcd'}",
+            f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
+            f"--listen-peer-urls=http://127.0.0.1:{ports.etcd_peer}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{ports.etcd_peer}",
+            f"--initial-cluster=devcluster=http://127.0.0.1:{ports.etcd_peer}",
+            "--quota-backend-bytes=4294967296", "--unsafe-no-fsync=true",
+            "--log-level=warn",
+        ],
+        "kube-apiserver": [
+            str(bin_dir / "kube-apiserver"), f"--etcd-servers={etcd_url}",
+            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+            f"--secure-port={ports.apiserver}", *serving, f"--client-ca-file={pki.ca_cert}",
+            "--authorization-mode=RBAC", "--enable-admission-plugins=ServiceAccount",
+            f"--service-account-issuer={SA_ISSUER}", f"--api-audiences={SA_ISSUER}",
+            f"--service-account-key-file={pki.sa_pub}",
+            f"--service-account-signing-key-file={pki.sa_key}",
+            f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+            "--profiling=false", "--v=1",
+        ],
+        "kube-controller-manager": [
+            str(bin_dir / "kube-controller-manager"), *client_of("kube-controller-manager"),
+            "--bind-address=127.0.0.1", f"--secure-port={ports.controller_manager}", *serving,
+            open_paths, "--leader-elect=false", "--controllers=*",
+            "--use-service-account-credentials=true",
+            f"--service-account-private-key-file={pki.sa_key}", f"--root-ca-file={pki.ca_cert}",
+            f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+            *fast_client, "--v=1",
+        ],
+        "kube-scheduler": [
+            str(bin_dir / "kube-scheduler"), *client_of("kube-scheduler"),
+            "--bind-address=127.0.0.1", f"--secure-port={ports.scheduler}", *serving,
+            open_paths, "--leader-elect=false", *fast_client, "--v=1",
+        ],
+        "kwok": [
+            str(bin_dir / "kwok"), f"--kubeconfig={kubeconfigs / 'kwok.yaml'}",
+            f"--config={STAGES_FILE}", "--manage-all-nodes=false",
+            f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
+            "--node-lease-duration-seconds=40", "--cidr=10.244.0.1/16", "--v=INFO",
+        ],
+    }
+
+
+def node_manifest(index: int, shape: NodeShape) -> dict[str, Any]:
+    """A fake GPU node: kwok plays its kubelet; the scheduler sees real capacity."""
+    name = f"gpu-node-{index}"
+    resources = {"cpu": shape.cpu, "memory": shape.memory, "pods": str(shape.pods),
+                 GPU_RESOURCE: str(shape.gpus)}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {KWOK_NODE_ANNOTATION: "fake"},
+            "labels": {
+                "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64", "type": "kwok",
+                "node.kubernetes.io/instance-type": f"fake-gpu-{shape.gpus}x",
+                "nvidia.com/gpu.present": "true" if shape.gpus else "false",
+            },
+        },
+        "spec": {},
+        "status": {"capacity": resources, "allocatable": resources},
+    }
+
+
+def node_list(shape: NodeShape) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "List",
+            "items": [node_manifest(i, shape) for i in range(shape.count)]}

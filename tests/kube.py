@@ -1,0 +1,88 @@
+"""Test helpers that drive a cluster the way a user does: through kubectl."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class KubectlError(AssertionError):
+    """kubectl exited non-zero where the test expected success."""
+
+
+@dataclass(frozen=True)
+class Kubectl:
+    """kubectl bound to one kubeconfig and, optionally, one namespace."""
+
+    binary: Path
+    kubeconfig: Path
+    namespace: str | None = None
+
+    def in_namespace(self, namespace: str) -> Kubectl:
+        return replace(self, namespace=namespace)
+
+    def run(self, *args: str, check: bool = True, input_text: str | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        argv = [str(self.binary), f"--kubeconfig={self.kubeconfig}"]
+        if self.namespace:
+            argv.append(f"--namespace={self.namespace}")
+        proc = subprocess.run([*argv, *args], input=input_text, capture_output=True, text=True,
+                              timeout=timeout)
+        if check and proc.returncode != 0:
+            raise KubectlError(f"kubectl {' '.join(args)} exited {proc.returncode}:\n"
+                               f"{proc.stderr}{proc.stdout}")
+        return proc
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args, "-o", "json").stdout)
+
+    def apply(self, manifest: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        return self.run("apply", "-f", "-", input_text=json.dumps(manifest))
+
+    def wait(self, target: str, condition: str, timeout: int = 60) -> None:
+        """`kubectl wait --for=<condition>`, e.g. ``jsonpath={.status.phase}=Running``."""
+        self.run("wait", target, f"--for={condition}", f"--timeout={timeout}s",
+                 timeout=timeout + 30)
+
+
+def eventually(probe: Callable[[], T | None], timeout: float = 60, interval: float = 0.5,
+               what: str = "condition") -> T:
+    """Poll probe until it returns something truthy; fail with `what` after timeout."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+ANNOTATION = "devcluster.training.dev/"
+
+
+def pod(name: str, *, gpus: int = 0, annotations: dict[str, str] | None = None,
+        setup: bool = False, owner: dict[str, Any] | None = None,
+        image: str = "train:1.0") -> dict[str, Any]:
+    """A pod as a TrainingJob worker looks: one container, restartPolicy Never."""
+    container: dict[str, Any] = {"name": "trainer", "image": image,
+                                 "command": ["python", "train.py"]}
+    if gpus:
+        container["resources"] = {"limits": {"nvidia.com/gpu": str(gpus)}}
+    spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
+    if setup:
+        spec["initContainers"] = [{"name": "setup", "image": image,
+                                   "command": ["pip", "install", "-r", "requirements.txt"]}]
+    meta: dict[str, Any] = {"name": name,
+                            "annotations": {ANNOTATION + k: v
+                                            for k, v in (annotations or {}).items()}}
+    if owner:
+        meta["ownerReferences"] = [owner]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
