@@ -1,0 +1,137 @@
+"""Build the CustomResourceDefinition from the pydantic models, so the schema in crds/ and
+the operator's parsing can never disagree. ``python -m trainingjob_operator.crd`` prints it;
+``make crds`` writes crds/trainingjobs.training.dev.yaml and a test fails when it is stale."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import yaml
+
+from trainingjob_operator import GROUP, KIND, PLURAL, VERSION
+from trainingjob_operator.models import TrainingJobSpec, TrainingJobStatus
+
+# OpenAPI keywords a structural schema keeps; everything else pydantic emits is dropped.
+_KEEP = {"type", "description", "default", "minimum", "maximum", "minLength", "maxLength",
+         "minItems", "maxItems", "maxProperties", "enum", "required", "format", "nullable",
+         "x-kubernetes-validations", "x-kubernetes-int-or-string",
+         "x-kubernetes-preserve-unknown-fields"}
+
+IMMUTABLE_MESSAGE = ("spec is immutable once the TrainingJob exists, except spec.stop: to "
+                     "change it, delete the TrainingJob and create it again")
+
+
+def _openapi(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """Turn pydantic's JSON Schema into a Kubernetes structural schema (no $ref, no anyOf)."""
+    if "$ref" in node:
+        merged = {**defs[node["$ref"].rsplit("/", 1)[1]],
+                  **{k: v for k, v in node.items() if k != "$ref"}}
+        return _openapi(merged, defs)
+    if "anyOf" in node:
+        options = [o for o in node["anyOf"] if o.get("type") != "null"]
+        rest = {k: v for k, v in node.items() if k != "anyOf"}
+        if len(options) != 1:
+            raise ValueError(f"cannot express a union in a structural schema: {node}")
+        out = _openapi({**options[0], **rest}, defs)
+        out["nullable"] = True
+        return out
+    out = {k: v for k, v in node.items() if k in _KEEP}
+    if out.get("default") is None:
+        out.pop("default", None)
+    elif isinstance(out["default"], dict):
+        out["default"] = {}  # nested defaults apply from the sub-schema
+    if node.get("type") == "object" or "properties" in node:
+        out["type"] = "object"
+        if "properties" in node:
+            out["properties"] = {k: _openapi(v, defs) for k, v in node["properties"].items()}
+            for name, prop in out["properties"].items():
+                # An optional sub-object that is not nullable always exists, so its own
+                # defaults show in the stored object (and GitOps sees no drift).
+                if (prop.get("type") == "object" and "properties" in prop
+                        and not prop.get("nullable") and name not in node.get("required", [])):
+                    prop.setdefault("default", {})
+        extra = node.get("additionalProperties")
+        if isinstance(extra, dict) and extra:
+            out["additionalProperties"] = _openapi(extra, defs)
+        elif extra is True or node.get("x-kubernetes-preserve-unknown-fields"):
+            out["x-kubernetes-preserve-unknown-fields"] = True
+        if "maxItems" in out and "additionalProperties" in out:
+            out["maxProperties"] = out.pop("maxItems")
+    if node.get("type") == "array":
+        out["items"] = _openapi(node["items"], defs)
+    return out
+
+
+def _schema(model: type[Any]) -> dict[str, Any]:
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    return _openapi(raw, raw.get("$defs", {}))
+
+
+def _immutability_rule(spec: dict[str, Any]) -> dict[str, str]:
+    parts = []
+    for field in sorted(spec["properties"]):
+        if field == "stop":
+            continue
+        if field in spec.get("required", []) or "default" in spec["properties"][field]:
+            parts.append(f"self.{field} == oldSelf.{field}")
+        else:
+            parts.append(f"has(self.{field}) == has(oldSelf.{field}) && "
+                         f"(!has(self.{field}) || self.{field} == oldSelf.{field})")
+    return {"rule": " && ".join(f"({p})" for p in parts), "message": IMMUTABLE_MESSAGE}
+
+
+PRINTER_COLUMNS = [
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Reason", "type": "string", "jsonPath": ".status.reason"},
+    {"name": "Workers", "type": "string", "jsonPath": ".status.workerSummary",
+     "description": "ready/total workers"},
+    {"name": "GPUs", "type": "integer", "jsonPath": ".status.gpus"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
+]
+
+
+def crd() -> dict[str, Any]:
+    spec = _schema(TrainingJobSpec)
+    spec["description"] = ("What to train and on how many GPUs. Immutable once created, "
+                           "except spec.stop.")
+    spec.setdefault("x-kubernetes-validations", []).append(_immutability_rule(spec))
+    status = _schema(TrainingJobStatus)
+    status["description"] = "Written by the operator only."
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{PLURAL}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "names": {"kind": KIND, "listKind": f"{KIND}List", "plural": PLURAL,
+                      "singular": KIND.lower(), "shortNames": ["tj"]},
+            "scope": "Namespaced",
+            "versions": [{
+                "name": VERSION, "served": True, "storage": True,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": PRINTER_COLUMNS,
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "description": "A distributed training job: a gang of GPU worker pods.",
+                    "required": ["spec"],
+                    "properties": {
+                        "apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                        "metadata": {"type": "object"},
+                        "spec": spec, "status": status,
+                    },
+                }},
+            }],
+        },
+    }
+
+
+def render() -> str:
+    header = ("# Generated from operator/trainingjob_operator/models.py by `make crds`; "
+              "do not edit.\n")
+    return header + yaml.safe_dump(crd(), sort_keys=False, width=100)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render())

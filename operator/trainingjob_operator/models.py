@@ -1,0 +1,213 @@
+"""Frozen pydantic models of the TrainingJob API: the one source of the CRD schema
+(see crd.py) and the typed form in which the operator reads every object it decides on."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic.alias_generators import to_camel
+
+IntOrString = Annotated[int | str, WithJsonSchema({"x-kubernetes-int-or-string": True})]
+# A free-form object that Kubernetes stores as given (PodTemplateSpec parts, env sources...).
+FreeForm = Annotated[dict[str, Any], WithJsonSchema(
+    {"type": "object", "x-kubernetes-preserve-unknown-fields": True})]
+
+
+def _rule(rule: str, message: str) -> dict[str, Any]:
+    """A CEL validation in the CRD schema; the message names the field and the fix."""
+    return {"x-kubernetes-validations": [{"rule": rule, "message": message}]}
+
+
+class Model(BaseModel):
+    """camelCase on the wire, snake_case in Python, immutable, unknown keys ignored."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, alias_generator=to_camel,
+                              extra="ignore")
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    CREATED = "Created"
+    DEPLOYING = "Deploying"
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    DEPLOY_FAILED = "DeployFailed"
+    FAILED = "Failed"
+    STOPPED = "Stopped"
+
+    @property
+    def active(self) -> bool:
+        return self in ACTIVE
+
+    @property
+    def terminal(self) -> bool:
+        return not self.active
+
+
+ACTIVE = frozenset({Phase.PENDING, Phase.CREATED, Phase.DEPLOYING, Phase.RUNNING})
+# Phases whose job holds capacity (a reservation or pods).
+ADMITTED = frozenset({Phase.CREATED, Phase.DEPLOYING, Phase.RUNNING})
+
+
+class Setup(Model):
+    """An init container that runs before training: the 'installing dependencies' step."""
+
+    command: list[str] = Field(description="Command of the setup step, e.g. "
+                               "[pip, install, -r, requirements.txt].", max_length=64)
+    args: list[str] | None = Field(None, max_length=256)
+    image: str | None = Field(None, description="Image of the setup step; default spec.image.")
+
+
+class Timeouts(Model):
+    queue_seconds: int | None = Field(
+        None, ge=1, description="Longest time Pending (queued for GPUs); null = no limit.")
+    deploy_seconds: int | None = Field(
+        900, ge=1, description="Longest time from admission to every worker running "
+        "(scheduling, image pull, setup); then DeployFailed. null = no limit.")
+    run_seconds: int | None = Field(
+        None, ge=1, description="Longest time Running; then Failed with DeadlineExceeded. "
+        "Queue and deploy time do not count. null = no limit.")
+
+
+class Retries(Model):
+    limit: int = Field(3, ge=0, le=100, description="Restarts of the whole gang after "
+                       "infrastructure disruptions (eviction, node lost); user errors never retry.")
+
+
+class Resources(Model):
+    requests: dict[str, IntOrString] = Field(default_factory=dict, max_length=16)
+    limits: dict[str, IntOrString] = Field(default_factory=dict, max_length=16)
+
+
+class TemplateMetadata(Model):
+    labels: dict[str, str] = Field(default_factory=dict, max_length=64)
+    annotations: dict[str, str] = Field(default_factory=dict, max_length=64)
+
+
+class PodTemplate(Model):
+    """Pod-level overlay in PodTemplateSpec shape; the operator owns containers."""
+
+    metadata: TemplateMetadata = Field(default_factory=TemplateMetadata)
+    spec: FreeForm = Field(default_factory=dict, description=(
+        "Pod spec fields merged into every worker: nodeSelector, tolerations, affinity, "
+        "volumes, serviceAccountName, imagePullSecrets, priorityClassName, schedulerName."))
+
+
+class EnvVar(Model):
+    name: str = Field(min_length=1, max_length=256)
+    value: str | None = None
+    value_from: FreeForm | None = None
+
+
+class TrainingJobSpec(Model):
+    image: str = Field(description="Container image of the training step, e.g. "
+                       "registry.example.com/team/train:1.4.", max_length=1024,
+                       json_schema_extra=_rule("self != '' && !self.contains(' ')",
+                                               "spec.image must name a container image without "
+                                               "spaces, e.g. registry.example.com/team/train:1.4"))
+    command: list[str] | None = Field(None, max_length=64,
+                                      description="Entrypoint; default the image's.")
+    args: list[str] | None = Field(None, max_length=256)
+    env: list[EnvVar] | None = Field(None, max_length=256)
+    working_dir: str | None = Field(None, max_length=4096)
+    volume_mounts: list[FreeForm] | None = Field(None, max_length=64)
+    workers: int = Field(1, le=4096, json_schema_extra=_rule(
+        "self >= 1", "spec.workers must be at least 1: it is the number of worker pods "
+        "in the gang"), description=(
+        "Number of worker pods in the gang. All are admitted at once, when GPUs for every "
+        "worker are free; each gets RANK 0..workers-1 and WORLD_SIZE=workers."))
+    gpus_per_worker: int = Field(1, le=1024, json_schema_extra=_rule(
+        "self >= 0", "spec.gpusPerWorker must be 0 (CPU-only) or more"), description=(
+        "GPUs each worker requests (limit on spec.gpuResource); 0 runs CPU-only."))
+    gpu_resource: str = Field("nvidia.com/gpu", min_length=1, max_length=253,
+                              description="Extended resource name of the GPUs.")
+    resources: Resources = Field(default_factory=Resources,
+                                 description="Per-worker requests and limits besides GPUs.")
+    setup: Setup | None = None
+    priority: int = Field(0, description="Higher is admitted first.")
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    retries: Retries = Field(default_factory=Retries)
+    stop: bool = Field(False, json_schema_extra=_rule(
+        "self || !oldSelf", "spec.stop cannot be set back to false: a stopped job stays "
+        "stopped; create a new TrainingJob to run again"), description="Set true to stop the job (terminal): workers get "
+                       "SIGTERM and terminationGracePeriodSeconds to checkpoint.")
+    termination_grace_period_seconds: int = Field(60, ge=0, le=86400)
+    template: PodTemplate | None = None
+
+
+class HistoryEntry(Model):
+    phase: Phase
+    reason: str
+    message: str = ""
+    time: str
+
+
+class Condition(Model):
+    type: str
+    status: str
+    reason: str
+    message: str = ""
+    last_transition_time: str
+    observed_generation: int | None = None
+
+
+class WorkerCounts(Model):
+    total: int = 0
+    ready: int = 0
+    succeeded: int = 0
+    failed: int = 0
+
+
+class QueueInfo(Model):
+    gpus_needed: int
+    gpus_free: int
+    largest_node_gpus: int | None = None
+    updated_time: str | None = None
+
+
+class Reservation(Model):
+    """GPUs held for an admitted attempt: one node per worker, recorded before pods exist."""
+
+    attempt: int
+    nodes: list[str] = Field(default_factory=list, max_length=4096)
+
+
+class TrainingJobStatus(Model):
+    phase: Phase | None = None
+    reason: str | None = None
+    message: str | None = None
+    observed_generation: int | None = None
+    attempt: int = 1
+    workers: WorkerCounts | None = None
+    worker_summary: str | None = Field(None, description="ready/total workers.")
+    gpus: int | None = None
+    start_time: str | None = None
+    completion_time: str | None = None
+    phase_time: str | None = Field(None, description="When the current phase began.")
+    history: list[HistoryEntry] = Field(default_factory=list, max_length=64)
+    queue: QueueInfo | None = None
+    reservation: Reservation | None = None
+    conditions: list[Condition] = Field(default_factory=list, max_length=16)
+    kopf: FreeForm | None = None
+
+
+class ObjectMeta(Model):
+    name: str
+    namespace: str = "default"
+    uid: str = ""
+    generation: int = 1
+    resource_version: str = ""
+    creation_timestamp: str | None = None
+    deletion_timestamp: str | None = None
+
+
+class TrainingJob(Model):
+    metadata: ObjectMeta
+    spec: TrainingJobSpec
+    status: TrainingJobStatus = Field(default_factory=TrainingJobStatus)
+
+    @property
+    def total_gpus(self) -> int:
+        return self.spec.workers * self.spec.gpus_per_worker
