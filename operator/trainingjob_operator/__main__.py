@@ -1,0 +1,29 @@
+"""``python -m trainingjob_operator``: run the operator against the current kubeconfig."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+import kopf
+
+from trainingjob_operator import handlers  # noqa: F401  (registers the handlers)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m trainingjob_operator", description=__doc__)
+    parser.add_argument("--namespace", "-n", action="append", default=[],
+                        help="watch only this namespace (repeatable; also "
+                             "TRAININGJOB_NAMESPACES=a,b); default: all namespaces")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    namespaces = args.namespace or [n for n in os.environ.get(
+        "TRAININGJOB_NAMESPACES", "").split(",") if n]
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
+    kopf.run(standalone=True, clusterwide=not namespaces, namespaces=namespaces)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+"""The imperative shell: feeds watch state to the pure core and carries out its decisions.
+
+One loop task does every admission (serially, so GPUs are never double-booked) and the one
+periodic sweep for time-based transitions; per-job work runs under a per-job lock when an
+event arrives. No per-object timers, daemons or polling; no GET or LIST in steady state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from trainingjob_operator import admission, lifecycle, render
+from trainingjob_operator.kube import Kube
+from trainingjob_operator.models import ADMITTED, ObjectMeta, Phase, TrainingJob
+from trainingjob_operator.pods import PodView
+from trainingjob_operator.settings import Settings
+
+log = logging.getLogger(__name__)
+Key = tuple[str, str]
+RETRY_SECONDS = 5
+
+
+class Store(Protocol):
+    """What kopf's indexes offer: key -> the values indexed under it."""
+
+    def __getitem__(self, key: Any) -> Iterable[Any]: ...
+    def __contains__(self, key: object) -> bool: ...
+    def __iter__(self) -> Any: ...
+
+
+@dataclass
+class Indexes:
+    jobs: Store      # (ns, name) -> [raw TrainingJob body]
+    pods: Store      # (ns, job) -> [PodView] of that job's workers
+    usage: Store     # node -> [PodView] of pods there that request extended resources
+    nodes: Store     # name -> [NodeView]
+
+
+def _first(store: Store, key: Any) -> Any:
+    if key not in store:
+        return None
+    return next(iter(store[key]), None)
+
+
+def dump_status(job: TrainingJob, status: Any) -> dict[str, Any]:
+    out: dict[str, Any] = status.model_dump(by_alias=True, mode="json", exclude={"kopf"})
+    return out
+
+
+@dataclass
+class Granted:
+    """An admission written but not yet seen in the index: still counts as reserved."""
+
+    resource_version: str
+    resource: str
+    per_worker: int
+    nodes: list[str]
+
+
+@dataclass
+class Controller:
+    kube: Kube
+    settings: Settings
+    indexes: Indexes | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
+    recheck: dict[Key, datetime] = field(default_factory=dict)
+    granted: dict[Key, Granted] = field(default_factory=dict)
+
+    def attach(self, indexes: Indexes) -> None:
+        if self.indexes is None:
+            self.indexes = indexes
+            self.ready.set()
+
+    def forget(self, key: Key) -> None:
+        self.locks.pop(key, None)
+        self.recheck.pop(key, None)
+        self.granted.pop(key, None)
+        self.wake.set()
+
+    # -- one job ---------------------------------------------------------------------------
+    def _job(self, key: Key) -> tuple[TrainingJob | None, dict[str, Any] | None]:
+        assert self.indexes is not None
+        body = _first(self.indexes.jobs, key)
+        if body is None:
+            return None, None
+        try:
+            return TrainingJob.model_validate(body), body
+        except ValidationError as err:
+            return None, {**body, "_error": err}
+
+    def _pods(self, key: Key) -> list[PodView]:
+        assert self.indexes is not None
+        return list(self.indexes.pods[key]) if key in self.indexes.pods else []
+
+    async def reconcile(self, key: Key) -> None:
+        if self.indexes is None:
+            return
+        lock = self.locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            job, raw = self._job(key)
+            if job is None:
+                if raw is not None:
+                    await self._invalid(raw)
+                return
+            if job.metadata.deletion_timestamp:
+                return  # garbage collection removes the pods; nothing to decide
+            now = datetime.now(UTC)
+            decision = lifecycle.decide(job, self._pods(key), now, self.settings)
+            try:
+                await self.execute(job, decision, now)
+            except Exception:  # the API failed us: try again from fresh state soon
+                log.exception("reconciling %s/%s failed; retrying in %ss", *key, RETRY_SECONDS)
+                self.recheck[key] = now + timedelta(seconds=RETRY_SECONDS)
+
+    async def _invalid(self, raw: dict[str, Any]) -> None:
+        """An object the models cannot read (e.g. stored before a schema change) ends in
+        DeployFailed/InvalidSpec instead of crashing the operator."""
+        meta = ObjectMeta.model_validate(raw.get("metadata", {}))
+        if (raw.get("status") or {}).get("phase"):
+            return
+        error = raw["_error"]
+        problems = "; ".join(f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                             for e in error.errors())
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        status = {"phase": Phase.DEPLOY_FAILED.value, "reason": "InvalidSpec",
+                  "message": f"the spec cannot be read: {problems}", "phaseTime": stamp,
+                  "history": [{"phase": "DeployFailed", "reason": "InvalidSpec",
+                               "message": problems, "time": stamp}]}
+        if await self.kube.patch_status(meta, status):
+            await self.kube.event(meta, "Warning", "InvalidSpec", status["message"])
+
+    async def execute(self, job: TrainingJob, decision: lifecycle.Decision,
+                      now: datetime) -> None:
+        key = (job.metadata.namespace, job.metadata.name)
+        for action in decision.actions:
+            if isinstance(action, lifecycle.DeletePod):
+                await self.kube.delete_pod(job.metadata.namespace, action.name,
+                                           action.grace_seconds)
+                self.wake.set()
+            elif isinstance(action, lifecycle.CreateService):
+                created = await self.kube.create(render.workers_service(job, self.settings))
+                if not created.ok:
+                    log.warning("service of %s/%s rejected: %s", *key, created.rejected)
+            else:
+                pod = render.worker_pod(job, action.index, action.node, self.settings)
+                created = await self.kube.create(pod)
+                if not created.ok:
+                    rejected = lifecycle.pod_rejected(job, action.index, created.rejected or "",
+                                                      now, self.settings)
+                    return await self.execute(job, rejected, now)
+        if decision.recheck_at is not None:
+            self.recheck[key] = decision.recheck_at
+        else:
+            self.recheck.pop(key, None)
+        if decision.status is None:
+            return
+        written = await self.kube.patch_status(job.metadata, dump_status(job, decision.status))
+        if written is None:
+            return  # stale decision: the next event re-decides from fresh state
+        if decision.event is not None:
+            await self.kube.event(job.metadata, decision.event.type, decision.event.reason,
+                                  decision.event.message)
+        if decision.status.phase in (Phase.PENDING, *lifecycle.WARNING_PHASES,
+                                     Phase.COMPLETED, Phase.STOPPED):
+            self.wake.set()
+
+    # -- the queue -------------------------------------------------------------------------
+    def _capacity(self, jobs: Mapping[Key, TrainingJob]) -> dict[str, dict[str, int]]:
+        """Free GPUs per resource and node: allocatable - bound pods - reservations."""
+        assert self.indexes is not None
+        nodes = [_first(self.indexes.nodes, n) for n in self.indexes.nodes]
+        usage_pods = [p for n in self.indexes.usage for p in self.indexes.usage[n]]
+        reserved: dict[str, dict[str, int]] = {}
+        for key, job in jobs.items():
+            g = self.granted.get(key)
+            if g is not None:
+                if job.metadata.resource_version == g.resource_version or \
+                        (job.status.phase is not None and job.status.phase is not Phase.PENDING):
+                    self.granted.pop(key)
+                else:
+                    for node in g.nodes:
+                        pool = reserved.setdefault(g.resource, {})
+                        pool[node] = pool.get(node, 0) + g.per_worker
+                    continue
+            res = job.status.reservation
+            if job.status.phase not in ADMITTED or res is None or \
+                    res.attempt != job.status.attempt:
+                continue
+            bound = {p.index for p in self._pods(key)
+                     if p.attempt == res.attempt and p.node_name}
+            pool = reserved.setdefault(job.spec.gpu_resource, {})
+            for index, node in enumerate(res.nodes):
+                if index not in bound:
+                    pool[node] = pool.get(node, 0) + job.spec.gpus_per_worker
+        resources = {j.spec.gpu_resource for j in jobs.values()}
+        return {r: admission.free(r, [n for n in nodes if n], admission.used(r, usage_pods),
+                                  reserved.get(r, {})) for r in resources}
+
+    async def admission_pass(self) -> None:
+        assert self.indexes is not None
+        jobs: dict[Key, TrainingJob] = {}
+        for key in list(self.indexes.jobs):
+            job, _ = self._job(key)
+            if job is not None and not job.metadata.deletion_timestamp:
+                jobs[key] = job
+        pending = {k: j for k, j in jobs.items()
+                   if j.status.phase is Phase.PENDING and not j.spec.stop and k not in self.granted}
+        if not pending:
+            return
+        nodes = [n for n in (_first(self.indexes.nodes, k) for k in self.indexes.nodes) if n]
+        candidates = [admission.Candidate(k, j.spec.priority, j.metadata.creation_timestamp or "",
+                                          j.spec.workers, j.spec.gpus_per_worker,
+                                          j.spec.gpu_resource) for k, j in pending.items()]
+        plan = admission.plan(candidates, nodes, self._capacity(jobs))
+        now = datetime.now(UTC)
+        for key, placement in plan.admit.items():
+            job = pending[key]
+            async with self.locks.setdefault(key, asyncio.Lock()):
+                status = lifecycle.admit(job, placement, now, self.settings)
+                version = await self.kube.patch_status(job.metadata, dump_status(job, status))
+                if version is None:
+                    continue
+                self.granted[key] = Granted(version, job.spec.gpu_resource,
+                                            job.spec.gpus_per_worker, placement)
+                await self.kube.event(job.metadata, "Normal", "Admitted", status.message or "")
+        for w in plan.waiting:
+            job = pending[w.key]
+            status = lifecycle.waiting(job, w, now, self.settings)
+            if status is not None:
+                await self.kube.patch_status(job.metadata, dump_status(job, status))
+
+    async def sweep(self) -> None:
+        now = datetime.now(UTC)
+        for key, when in list(self.recheck.items()):
+            if when <= now:
+                self.recheck.pop(key, None)
+                await self.reconcile(key)
+
+    async def run(self) -> None:
+        await self.ready.wait()
+        while True:
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout=self.settings.sweep_seconds)
+            except TimeoutError:
+                pass
+            self.wake.clear()
+            try:
+                await self.admission_pass()
+                await self.sweep()
+            except Exception:  # one bad pass must not end the loop
+                log.exception("admission/sweep pass failed; retrying on the next tick")

@@ -1,0 +1,110 @@
+"""The only module that talks to the Kubernetes API (besides kopf's own watching).
+
+The official client is synchronous: every call runs in a worker thread so the event loop
+never blocks. Errors are turned into the few outcomes the controller distinguishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from trainingjob_operator import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from trainingjob_operator.models import ObjectMeta
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+COMPONENT = "trainingjob-operator"
+
+
+@dataclass(frozen=True)
+class Created:
+    ok: bool
+    rejected: str | None = None  # the API's refusal (quota, admission, invalid), for people
+
+
+def _reason(err: ApiException) -> str:
+    try:
+        return str(json.loads(err.body or "{}").get("message") or err.reason)
+    except ValueError:
+        return str(err.reason)
+
+
+class Kube:
+    def __init__(self) -> None:
+        configuration = client.Configuration()
+        if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+            config.load_incluster_config(client_configuration=configuration)
+        else:
+            config.load_kube_config(client_configuration=configuration)
+        configuration.connection_pool_maxsize = 32
+        self.api = client.ApiClient(configuration)
+        self.core = client.CoreV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def patch_status(self, meta: ObjectMeta, status: dict[str, Any]) -> str | None:
+        """Merge-patch the status, only if the job is still at meta.resource_version.
+
+        Returns the new resourceVersion, or None when the job changed meanwhile (409) or is
+        gone (404): the decision was made on stale state and the next event brings fresh.
+        """
+        body = {"metadata": {"resourceVersion": meta.resource_version}, "status": status}
+        try:
+            result: dict[str, Any] = await self._call(
+                self.custom.patch_namespaced_custom_object_status, GROUP, VERSION,
+                meta.namespace, PLURAL, meta.name, body)
+        except ApiException as err:
+            if err.status in (404, 409):
+                return None
+            raise
+        return str(result["metadata"]["resourceVersion"])
+
+    async def create(self, manifest: dict[str, Any]) -> Created:
+        """Create a pod or service; an existing one with that name counts as created."""
+        create = (self.core.create_namespaced_pod if manifest["kind"] == "Pod"
+                  else self.core.create_namespaced_service)
+        try:
+            await self._call(create, manifest["metadata"]["namespace"], manifest)
+        except ApiException as err:
+            if err.status == 409:
+                return Created(True)
+            if err.status in (400, 403, 422):
+                return Created(False, _reason(err))
+            raise
+        return Created(True)
+
+    async def delete_pod(self, namespace: str, name: str, grace_seconds: int) -> None:
+        try:
+            await self._call(self.core.delete_namespaced_pod, name, namespace,
+                             grace_period_seconds=grace_seconds)
+        except ApiException as err:
+            if err.status != 404:
+                raise
+
+    async def event(self, meta: ObjectMeta, type_: str, reason: str, message: str) -> None:
+        now = datetime.now(UTC)
+        body = {
+            "metadata": {"generateName": f"{meta.name}.", "namespace": meta.namespace},
+            "involvedObject": {"apiVersion": API_VERSION, "kind": KIND, "name": meta.name,
+                               "namespace": meta.namespace, "uid": meta.uid},
+            "type": type_, "reason": reason, "message": message[:1024], "count": 1,
+            "firstTimestamp": now, "lastTimestamp": now,
+            "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
+        }
+        try:
+            await self._call(self.core.create_namespaced_event, meta.namespace, body)
+        except ApiException as err:  # an event is worth a log line, never a failed transition
+            log.warning("could not post event %s on %s/%s: %s", reason, meta.namespace,
+                        meta.name, _reason(err))

@@ -1,0 +1,366 @@
+"""Pure: (job, its pods, now) -> the next status and the actions that get there.
+
+Only the edges of DESIGN.md §2 exist here: Pending→Created (admission.py decides, `admit`
+writes), Created→Deploying, Deploying→Running/Completed/DeployFailed/Failed,
+Running→Completed/Failed, active→Stopped, and the retry Deploying/Running→Pending. Terminal
+phases are absorbing: from them only clean-up of leftover pods happens, never a new status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from trainingjob_operator.admission import Waiting
+from trainingjob_operator.models import (
+    ADMITTED,
+    Condition,
+    HistoryEntry,
+    Phase,
+    QueueInfo,
+    Reservation,
+    TrainingJob,
+    TrainingJobStatus,
+    WorkerCounts,
+)
+from trainingjob_operator.pods import PodView
+from trainingjob_operator.render import OWNED_POD_FIELDS, pod_name
+from trainingjob_operator.settings import Settings
+from trainingjob_operator.timeutil import format_time, parse_time
+from trainingjob_operator.workers import (
+    Verdict,
+    Worker,
+    WorkerState,
+    classify,
+    failure,
+    grace_deadline,
+    lost,
+)
+
+
+@dataclass(frozen=True)
+class CreateService:
+    pass
+
+
+@dataclass(frozen=True)
+class CreatePod:
+    index: int
+    node: str | None
+
+
+@dataclass(frozen=True)
+class DeletePod:
+    name: str
+    grace_seconds: int
+
+
+Action = CreateService | CreatePod | DeletePod
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: TrainingJobStatus | None = None  # None: leave the status as it is
+    actions: tuple[Action, ...] = ()
+    event: Event | None = None
+    recheck_at: datetime | None = None  # when time alone could change the decision
+
+
+EDGES: frozenset[tuple[Phase | None, Phase]] = frozenset({
+    (None, Phase.PENDING), (None, Phase.DEPLOY_FAILED), (None, Phase.STOPPED),
+    (Phase.PENDING, Phase.CREATED), (Phase.PENDING, Phase.DEPLOY_FAILED),
+    (Phase.PENDING, Phase.STOPPED),
+    (Phase.CREATED, Phase.DEPLOYING), (Phase.CREATED, Phase.DEPLOY_FAILED),
+    (Phase.CREATED, Phase.STOPPED),
+    (Phase.DEPLOYING, Phase.RUNNING), (Phase.DEPLOYING, Phase.COMPLETED),
+    (Phase.DEPLOYING, Phase.DEPLOY_FAILED), (Phase.DEPLOYING, Phase.FAILED),
+    (Phase.DEPLOYING, Phase.STOPPED), (Phase.DEPLOYING, Phase.PENDING),
+    (Phase.RUNNING, Phase.COMPLETED), (Phase.RUNNING, Phase.FAILED),
+    (Phase.RUNNING, Phase.STOPPED), (Phase.RUNNING, Phase.PENDING),
+})
+WARNING_PHASES = frozenset({Phase.DEPLOY_FAILED, Phase.FAILED})
+
+
+def _conditions(old: Sequence[Condition], phase: Phase, reason: str, message: str,
+                admitted: bool, generation: int, now: str) -> list[Condition]:
+    wanted = {
+        "Admitted": (admitted, "Admitted" if admitted else reason),
+        "Running": (phase is Phase.RUNNING, reason),
+        "Finished": (phase.terminal, phase.value if phase.terminal else reason),
+        "Complete": (phase is Phase.COMPLETED, reason),
+        "Failed": (phase in WARNING_PHASES, reason),
+    }
+    previous = {c.type: c for c in old}
+    out = []
+    for type_, (value, why) in wanted.items():
+        status = "True" if value else "False"
+        before = previous.get(type_)
+        since = before.last_transition_time if before and before.status == status else now
+        out.append(Condition(type=type_, status=status, reason=why, message=message,
+                             last_transition_time=since, observed_generation=generation))
+    return out
+
+
+def counts(job: TrainingJob, workers: Iterable[Worker]) -> WorkerCounts:
+    ws = list(workers)
+    return WorkerCounts(
+        total=job.spec.workers,
+        ready=sum(w.state is WorkerState.RUNNING and bool(w.container and w.container.ready)
+                  for w in ws),
+        succeeded=sum(w.state is WorkerState.SUCCEEDED for w in ws),
+        failed=sum(w.state in (WorkerState.FAILED, WorkerState.SETUP_FAILED) for w in ws))
+
+
+def _with_counts(status: TrainingJobStatus, c: WorkerCounts) -> TrainingJobStatus:
+    return status.model_copy(update={"workers": c, "worker_summary": f"{c.ready}/{c.total}"})
+
+
+def transition(job: TrainingJob, phase: Phase, reason: str, message: str, now: datetime,
+               settings: Settings, **changes: object) -> TrainingJobStatus:
+    """The status after moving to `phase`: history, conditions and times follow."""
+    old = job.status
+    stamp = format_time(now)
+    history = [*old.history, HistoryEntry(phase=phase, reason=reason, message=message,
+                                          time=stamp)][-settings.history_limit:]
+    admitted = phase in ADMITTED or (phase.terminal and any(
+        h.phase is Phase.CREATED for h in old.history))
+    update: dict[str, object] = {
+        "phase": phase, "reason": reason, "message": message, "phase_time": stamp,
+        "history": history, "observed_generation": job.metadata.generation,
+        "gpus": job.total_gpus,
+        "conditions": _conditions(old.conditions, phase, reason, message, admitted,
+                                  job.metadata.generation, stamp),
+    }
+    if phase.terminal and not old.completion_time:
+        update["completion_time"] = stamp
+    if phase is Phase.RUNNING and not old.start_time:
+        update["start_time"] = stamp
+    update.update(changes)
+    status = old.model_copy(update=update)
+    if status.workers is None:
+        status = _with_counts(status, WorkerCounts(total=job.spec.workers))
+    return status
+
+
+def _moved(job: TrainingJob, phase: Phase, reason: str, message: str, now: datetime,
+           settings: Settings, actions: Sequence[Action] = (), **changes: object) -> Decision:
+    assert (job.status.phase, phase) in EDGES, f"no edge {job.status.phase} -> {phase}"
+    kind = "Warning" if phase in WARNING_PHASES or reason == "WorkerLost" else "Normal"
+    return Decision(transition(job, phase, reason, message, now, settings, **changes),
+                    tuple(actions), Event(kind, reason, message))
+
+
+def invalid_spec(job: TrainingJob) -> str | None:
+    """What the CRD schema cannot express; the message names the field and the fix."""
+    spec = job.spec
+    longest = pod_name(job.metadata.name, spec.workers - 1)
+    if len(longest) > 63:
+        return (f"metadata.name is too long: worker pod names like {longest!r} must be at most "
+                "63 characters; shorten the TrainingJob's name")
+    if spec.gpus_per_worker and "/" not in spec.gpu_resource:
+        return (f"spec.gpuResource {spec.gpu_resource!r} is not an extended resource name; "
+                "use a name like nvidia.com/gpu")
+    for kind in ("requests", "limits"):
+        if spec.gpu_resource in getattr(spec.resources, kind):
+            return (f"spec.resources.{kind} sets {spec.gpu_resource}; request GPUs with "
+                    "spec.gpusPerWorker instead")
+    if spec.template is not None:
+        for field in OWNED_POD_FIELDS:
+            if field in spec.template.spec:
+                return (f"spec.template.spec.{field} is set by the operator; use spec.image, "
+                        "spec.command, spec.setup and the other spec fields instead")
+    return None
+
+
+def queued_message(job: TrainingJob) -> str:
+    spec = job.spec
+    return (f"queued: needs {job.total_gpus} GPUs ({spec.workers} workers x "
+            f"{spec.gpus_per_worker} {spec.gpu_resource})")
+
+
+def _deletes(pods: Iterable[PodView], grace: int, only_running: bool = False) -> list[Action]:
+    return [DeletePod(p.name, grace) for p in pods
+            if not p.deletion_timestamp and not (only_running and p.finished)]
+
+
+def _admitted_at(job: TrainingJob) -> datetime | None:
+    for h in reversed(job.status.history):
+        if h.phase is Phase.CREATED:
+            return parse_time(h.time)
+    return parse_time(job.status.phase_time)
+
+
+def _earliest(*times: datetime | None) -> datetime | None:
+    real = [t for t in times if t is not None]
+    return min(real) if real else None
+
+
+def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime,
+           settings: Settings) -> Decision:
+    spec, status = job.spec, job.status
+    grace = spec.termination_grace_period_seconds
+    current = [p for p in pods if p.attempt == status.attempt]
+    stale = [p for p in pods if p.attempt != status.attempt]
+    by_index = {p.index: p for p in current if p.index is not None and 0 <= p.index < spec.workers}
+    workers = [classify(i, by_index.get(i)) for i in range(spec.workers)]
+    cleanup = _deletes(stale, grace)
+    phase = status.phase
+
+    if phase is None:
+        if spec.stop:
+            return _moved(job, Phase.STOPPED, "StoppedByUser", "stopped before it was queued",
+                          now, settings)
+        problem = invalid_spec(job)
+        if problem:
+            return _moved(job, Phase.DEPLOY_FAILED, "InvalidSpec", problem, now, settings)
+        return _moved(job, Phase.PENDING, "WaitingForCapacity", queued_message(job), now,
+                      settings, attempt=status.attempt or 1)
+    if phase.terminal:  # absorbing: only make sure nothing is left running
+        return Decision(actions=tuple(_deletes(current, grace, only_running=True) + cleanup))
+    if spec.stop:
+        return _moved(job, Phase.STOPPED, "StoppedByUser",
+                      f"stopped by the user; workers get SIGTERM and {grace}s to exit",
+                      now, settings, [*_deletes(current, grace, only_running=True), *cleanup],
+                      reservation=None, queue=None)
+    if phase is Phase.PENDING:
+        return Decision(actions=tuple(cleanup))
+    if phase is Phase.CREATED:
+        if stale:  # the previous attempt's pods must be gone before new ones take their names
+            return Decision(actions=tuple(cleanup), recheck_at=now + timedelta(seconds=5))
+        nodes = status.reservation.nodes if status.reservation else []
+        creates: list[Action] = [CreateService()]
+        creates += [CreatePod(w.index, nodes[w.index] if w.index < len(nodes) else None)
+                    for w in workers if w.state is WorkerState.MISSING]
+        return _moved(job, Phase.DEPLOYING, "CreatingWorkers",
+                      f"{spec.workers} worker pods created; scheduling, pulling images"
+                      f"{', running setup' if spec.setup else ''}", now, settings, creates)
+
+    # Deploying or Running: the failure mapping, in worker order.
+    for w in workers:
+        if w.state is WorkerState.LOST or (phase is Phase.RUNNING
+                                           and w.state is WorkerState.MISSING):
+            if w.state is WorkerState.MISSING:
+                w = Worker(w.index, WorkerState.LOST, detail="pod deleted")
+            return _end(job, lost(job, w), current + stale, now, settings)
+    for w in workers:
+        verdict = failure(job, w, now, settings)
+        if verdict is not None:
+            return _end(job, verdict, current + stale, now, settings)
+    tally = counts(job, workers)
+    if all(w.state is WorkerState.SUCCEEDED for w in workers):
+        return _moved(job, Phase.COMPLETED, "Succeeded",
+                      f"all {spec.workers} workers exited 0", now, settings, cleanup,
+                      workers=tally, worker_summary=f"{tally.ready}/{tally.total}")
+    recheck = _earliest(*(grace_deadline(w, settings) for w in workers))
+    if phase is Phase.DEPLOYING:
+        started = [w for w in workers if w.state in (WorkerState.RUNNING, WorkerState.SUCCEEDED)]
+        if len(started) == spec.workers:
+            return _moved(job, Phase.RUNNING, "WorkersRunning",
+                          f"all {spec.workers} workers are running", now, settings, cleanup,
+                          workers=tally, worker_summary=f"{tally.ready}/{tally.total}")
+        admitted = _admitted_at(job)
+        if spec.timeouts.deploy_seconds and admitted is not None:
+            deadline = admitted + timedelta(seconds=spec.timeouts.deploy_seconds)
+            if now >= deadline:
+                return _end(job, _deploy_timeout(job, workers), current + stale, now, settings)
+            recheck = _earliest(recheck, deadline)
+        missing = [CreatePod(w.index, _reserved_node(job, w.index))
+                   for w in workers if w.state is WorkerState.MISSING]
+        cleanup = [*missing, *cleanup]
+    elif phase is Phase.RUNNING and spec.timeouts.run_seconds and status.start_time:
+        deadline = (parse_time(status.start_time) or now) + timedelta(
+            seconds=spec.timeouts.run_seconds)
+        if now >= deadline:
+            return _end(job, Verdict(Phase.FAILED, "DeadlineExceeded",
+                                     f"ran longer than spec.timeouts.runSeconds="
+                                     f"{spec.timeouts.run_seconds}s; raise it or make the "
+                                     "training finish sooner"), current + stale, now, settings)
+        recheck = _earliest(recheck, deadline)
+    new = _with_counts(status, tally) if status.workers != tally else None
+    return Decision(new, tuple(cleanup), recheck_at=recheck)
+
+
+def _reserved_node(job: TrainingJob, index: int) -> str | None:
+    nodes = job.status.reservation.nodes if job.status.reservation else []
+    return nodes[index] if index < len(nodes) else None
+
+
+def _deploy_timeout(job: TrainingJob, workers: Sequence[Worker]) -> Verdict:
+    limit = job.spec.timeouts.deploy_seconds
+    for w in workers:
+        if w.state is WorkerState.UNSCHEDULABLE:
+            return Verdict(Phase.DEPLOY_FAILED, "Unschedulable",
+                           f"worker {w.index} (pod {w.pod.name if w.pod else '-'}) could not be "
+                           f"scheduled within spec.timeouts.deploySeconds={limit}s: {w.detail}")
+    slow = next((w for w in workers if w.state not in (WorkerState.RUNNING,
+                                                       WorkerState.SUCCEEDED)), None)
+    what = (f"worker {slow.index} is {slow.state.value}"
+            f"{': ' + slow.container.reason if slow.container and slow.container.reason else ''}"
+            if slow else "workers did not start")
+    return Verdict(Phase.DEPLOY_FAILED, "DeployTimeout",
+                   f"not every worker was running within spec.timeouts.deploySeconds={limit}s; "
+                   f"{what}")
+
+
+def _end(job: TrainingJob, verdict: Verdict, pods: Sequence[PodView], now: datetime,
+         settings: Settings) -> Decision:
+    grace = job.spec.termination_grace_period_seconds
+    if verdict.retry:
+        return _moved(job, Phase.PENDING, verdict.reason, verdict.message, now, settings,
+                      _deletes(pods, grace), attempt=job.status.attempt + 1, reservation=None,
+                      queue=None, workers=WorkerCounts(total=job.spec.workers),
+                      worker_summary=f"0/{job.spec.workers}")
+    return _moved(job, verdict.phase, verdict.reason, verdict.message, now, settings,
+                  _deletes(pods, grace, only_running=True))
+
+
+def admit(job: TrainingJob, nodes: Sequence[str], now: datetime,
+          settings: Settings) -> TrainingJobStatus:
+    """Pending -> Created: the reservation is written before any pod exists."""
+    where = (f" on {', '.join(sorted(set(nodes)))}" if nodes else "")
+    message = f"admitted: {job.total_gpus} GPUs reserved{where}"
+    return _moved(job, Phase.CREATED, "Admitted", message, now, settings,
+                  reservation=Reservation(attempt=job.status.attempt, nodes=list(nodes)),
+                  queue=None).status or job.status
+
+
+def waiting(job: TrainingJob, w: Waiting, now: datetime,
+            settings: Settings) -> TrainingJobStatus | None:
+    """The Pending status that says why the job waits; None when the current one still does."""
+    spec = job.spec
+    if w.reason == "NoNodeFits":
+        message = (f"no node can hold one worker: each needs {spec.gpus_per_worker} "
+                   f"{spec.gpu_resource}, the largest node has {w.largest_node}; lower "
+                   "spec.gpusPerWorker or add larger nodes")
+    else:
+        message = (f"waiting for capacity: needs {w.needed} GPUs ({spec.workers} workers x "
+                   f"{spec.gpus_per_worker} {spec.gpu_resource}), {w.free} free")
+    old = job.status
+    fresh_enough = old.queue is not None and old.queue.updated_time is not None and (
+        now - (parse_time(old.queue.updated_time) or now)
+        < timedelta(seconds=settings.queue_refresh_seconds))
+    if old.reason == w.reason and (old.message == message or fresh_enough):
+        return None
+    queue = QueueInfo(gpus_needed=w.needed, gpus_free=w.free, largest_node_gpus=w.largest_node,
+                      updated_time=format_time(now))
+    if old.reason == w.reason:  # same reason, new numbers: no transition, no history entry
+        return old.model_copy(update={"message": message, "queue": queue})
+    conditions = _conditions(old.conditions, Phase.PENDING, w.reason, message, False,
+                             job.metadata.generation, format_time(now))
+    return old.model_copy(update={"reason": w.reason, "message": message, "queue": queue,
+                                  "conditions": conditions})
+
+
+def pod_rejected(job: TrainingJob, worker: int, error: str, now: datetime,
+                 settings: Settings) -> Decision:
+    return _moved(job, Phase.DEPLOY_FAILED, "PodRejected",
+                  f"the API server rejected worker {worker}'s pod: {error}; fix the quota, "
+                  "policy or spec field it names", now, settings, reservation=None)

@@ -1,0 +1,138 @@
+"""Pure: the worker pods and the headless Service of a job (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from trainingjob_operator import API_VERSION, KIND
+from trainingjob_operator.models import TrainingJob
+from trainingjob_operator.pods import (
+    ATTEMPT_LABEL,
+    INDEX_LABEL,
+    JOB_LABEL,
+    MAIN_CONTAINER,
+    SETUP_CONTAINER,
+)
+from trainingjob_operator.settings import Settings
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "trainingjob-operator"}
+# Pod spec fields the operator owns; a template that sets them is an InvalidSpec.
+OWNED_POD_FIELDS = ("containers", "initContainers", "restartPolicy", "hostname", "subdomain",
+                    "terminationGracePeriodSeconds", "nodeName")
+
+
+def pod_name(job: str, index: int) -> str:
+    return f"{job}-worker-{index}"
+
+
+def service_name(job: str) -> str:
+    return f"{job}-workers"
+
+
+def owner_reference(job: TrainingJob) -> dict[str, Any]:
+    return {"apiVersion": API_VERSION, "kind": KIND, "name": job.metadata.name,
+            "uid": job.metadata.uid, "controller": True, "blockOwnerDeletion": True}
+
+
+def selector(job: TrainingJob) -> dict[str, str]:
+    return {JOB_LABEL: job.metadata.name}
+
+
+def _env(job: TrainingJob, index: int, settings: Settings) -> list[dict[str, Any]]:
+    name, ns = job.metadata.name, job.metadata.namespace
+    master = f"{pod_name(name, 0)}.{service_name(name)}.{ns}.svc"
+    ours = {"WORLD_SIZE": str(job.spec.workers), "RANK": str(index), "MASTER_ADDR": master,
+            "MASTER_PORT": str(settings.master_port), "TRAININGJOB_NAME": name,
+            "TRAININGJOB_ATTEMPT": str(job.status.attempt)}
+    env = [{"name": k, "value": v} for k, v in ours.items()]
+    for var in job.spec.env or []:
+        if var.name not in ours:
+            env.append(var.model_dump(by_alias=True, exclude_none=True))
+    return env
+
+
+def _resources(job: TrainingJob) -> dict[str, Any]:
+    # Quantities go out as strings, the API's canonical form.
+    requests = {k: str(v) for k, v in job.spec.resources.requests.items()}
+    limits = {k: str(v) for k, v in job.spec.resources.limits.items()}
+    if job.spec.gpus_per_worker:
+        limits[job.spec.gpu_resource] = str(job.spec.gpus_per_worker)
+    out: dict[str, Any] = {}
+    if requests:
+        out["requests"] = requests
+    if limits:
+        out["limits"] = limits
+    return out
+
+
+def _pin(spec: dict[str, Any], node: str) -> None:
+    """Require the reserved node: the admission decision is the placement, not a hint."""
+    term = {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}
+    affinity = spec.setdefault("affinity", {})
+    node_affinity = affinity.setdefault("nodeAffinity", {})
+    required = node_affinity.setdefault("requiredDuringSchedulingIgnoredDuringExecution", {})
+    terms = required.get("nodeSelectorTerms") or [{}]
+    for t in terms:  # terms are ORed: pin every one of them
+        t.setdefault("matchFields", []).extend(copy.deepcopy(term["matchFields"]))
+    required["nodeSelectorTerms"] = terms
+
+
+def worker_pod(job: TrainingJob, index: int, node: str | None,
+               settings: Settings) -> dict[str, Any]:
+    spec = job.spec
+    template = spec.template
+    labels = {**(template.metadata.labels if template else {}), **MANAGED_BY,
+              JOB_LABEL: job.metadata.name, INDEX_LABEL: str(index),
+              ATTEMPT_LABEL: str(job.status.attempt)}
+    container: dict[str, Any] = {"name": MAIN_CONTAINER, "image": spec.image,
+                                 "env": _env(job, index, settings)}
+    for key, value in (("command", spec.command), ("args", spec.args),
+                       ("workingDir", spec.working_dir), ("volumeMounts", spec.volume_mounts)):
+        if value:
+            container[key] = value
+    resources = _resources(job)
+    if resources:
+        container["resources"] = resources
+    pod_spec: dict[str, Any] = copy.deepcopy(template.spec) if template else {}
+    for field in OWNED_POD_FIELDS:
+        pod_spec.pop(field, None)
+    name = pod_name(job.metadata.name, index)
+    pod_spec.update({
+        "restartPolicy": "Never", "hostname": name, "subdomain": service_name(job.metadata.name),
+        "terminationGracePeriodSeconds": spec.termination_grace_period_seconds,
+        "containers": [container],
+    })
+    if spec.setup is not None:
+        setup: dict[str, Any] = {"name": SETUP_CONTAINER, "image": spec.setup.image or spec.image,
+                                 "command": spec.setup.command,
+                                 "env": _env(job, index, settings)}
+        if spec.setup.args:
+            setup["args"] = spec.setup.args
+        if spec.volume_mounts:
+            setup["volumeMounts"] = spec.volume_mounts
+        pod_spec["initContainers"] = [setup]
+    if node:
+        _pin(pod_spec, node)
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": job.metadata.namespace, "labels": labels,
+                     "annotations": dict(template.metadata.annotations) if template else {},
+                     "ownerReferences": [owner_reference(job)]},
+        "spec": pod_spec,
+    }
+
+
+def workers_service(job: TrainingJob, settings: Settings) -> dict[str, Any]:
+    """Headless: every worker gets a stable DNS name for rendezvous, ready or not."""
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": service_name(job.metadata.name),
+                     "namespace": job.metadata.namespace,
+                     "labels": {**MANAGED_BY, JOB_LABEL: job.metadata.name},
+                     "ownerReferences": [owner_reference(job)]},
+        "spec": {"clusterIP": "None", "publishNotReadyAddresses": True,
+                 "selector": selector(job),
+                 "ports": [{"name": "rendezvous", "port": settings.master_port,
+                            "targetPort": settings.master_port}]},
+    }

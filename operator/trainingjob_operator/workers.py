@@ -1,0 +1,170 @@
+"""Pure: what each worker pod is doing, and what that means for the job (DESIGN.md §3).
+
+The verdicts carry messages a person can act on: which worker, which container, the exit
+code and signal, and what to change.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from trainingjob_operator.models import Phase, TrainingJob
+from trainingjob_operator.pods import MAIN_CONTAINER, ContainerView, PodView
+from trainingjob_operator.settings import Settings
+from trainingjob_operator.timeutil import parse_time
+
+
+class WorkerState(StrEnum):
+    MISSING = "Missing"              # no pod (yet, or deleted and gone)
+    UNSCHEDULABLE = "Unschedulable"  # the scheduler found no node
+    STARTING = "Starting"            # bound; sandbox, image pull, setup
+    WAITING_ERROR = "WaitingError"   # a container cannot start (image, config)
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"                # the training container exited non-zero / OOMKilled
+    SETUP_FAILED = "SetupFailed"
+    LOST = "Lost"                    # evicted, disrupted, deleted by someone else
+
+
+@dataclass(frozen=True)
+class Worker:
+    index: int
+    state: WorkerState
+    pod: PodView | None = None
+    container: ContainerView | None = None  # the container the state is about
+    detail: str = ""
+
+
+IMAGE_PULL = frozenset({"ErrImagePull", "ImagePullBackOff"})
+CONFIG_ERRORS = frozenset({"CreateContainerConfigError", "CreateContainerError"})
+WAITING_ERRORS = IMAGE_PULL | CONFIG_ERRORS | {"InvalidImageName"}
+
+
+def classify(index: int, pod: PodView | None) -> Worker:
+    if pod is None:
+        return Worker(index, WorkerState.MISSING)
+    disruption = pod.condition("DisruptionTarget")
+    if pod.deletion_timestamp or pod.reason == "Evicted" or (
+            disruption is not None and disruption.status == "True"):
+        why = (disruption.reason if disruption and disruption.status == "True"
+               else pod.reason or "deleted")
+        return Worker(index, WorkerState.LOST, pod, detail=f"{why}: {pod.message or ''}".strip())
+    for init in pod.init_containers:
+        if init.state == "terminated" and init.exit_code:
+            return Worker(index, WorkerState.SETUP_FAILED, pod, init)
+        if init.state == "waiting" and init.reason in WAITING_ERRORS:
+            return Worker(index, WorkerState.WAITING_ERROR, pod, init)
+    main = next((c for c in pod.containers if c.name == MAIN_CONTAINER), None)
+    if main is not None:
+        if main.state == "terminated":
+            ok = main.exit_code == 0
+            return Worker(index, WorkerState.SUCCEEDED if ok else WorkerState.FAILED, pod, main)
+        if main.state == "waiting" and main.reason in WAITING_ERRORS:
+            return Worker(index, WorkerState.WAITING_ERROR, pod, main)
+        if main.state == "running":
+            return Worker(index, WorkerState.RUNNING, pod, main)
+    if pod.phase == "Failed":  # failed without a container status we understand
+        return Worker(index, WorkerState.LOST, pod, detail=f"{pod.reason}: {pod.message}")
+    scheduled = pod.condition("PodScheduled")
+    if not pod.node_name and scheduled is not None and scheduled.reason == "Unschedulable":
+        return Worker(index, WorkerState.UNSCHEDULABLE, pod, detail=scheduled.message or "")
+    return Worker(index, WorkerState.STARTING, pod)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The job-level outcome of its workers' states; `retry` sends the gang back to Pending."""
+
+    phase: Phase
+    reason: str
+    message: str
+    retry: bool = False
+
+
+def _signal(code: int) -> str:
+    if code <= 128:
+        return ""
+    try:
+        return f", signal {code - 128} ({signal.Signals(code - 128).name})"
+    except ValueError:
+        return f", signal {code - 128}"
+
+
+def _who(w: Worker) -> str:
+    return f"worker {w.index} (pod {w.pod.name if w.pod else '-'})"
+
+
+def _started(w: Worker) -> datetime | None:
+    if w.pod is None:
+        return None
+    return parse_time(w.pod.start_time or w.pod.creation_timestamp)
+
+
+def failure(job: TrainingJob, w: Worker, now: datetime, settings: Settings) -> Verdict | None:
+    """The failure-mapping row for one worker, or None while it is fine or within grace."""
+    c = w.container
+    image = job.spec.image
+    if w.state is WorkerState.SETUP_FAILED and c is not None:
+        return Verdict(Phase.DEPLOY_FAILED, "SetupFailed",
+                       f"{_who(w)}: setup container {c.name} exited with code {c.exit_code}"
+                       f"{_signal(c.exit_code or 0)}; see kubectl logs {w.pod.name if w.pod else ''}"
+                       f" -c {c.name}, and fix spec.setup")
+    if w.state is WorkerState.FAILED and c is not None:
+        if c.reason == "OOMKilled":
+            limit = job.spec.resources.limits.get("memory", "unset")
+            return Verdict(Phase.FAILED, "OOMKilled",
+                           f"{_who(w)}: container {c.name} was OOMKilled (exit code "
+                           f"{c.exit_code}): it needs more memory than its limit ({limit}); "
+                           "raise spec.resources.limits.memory or reduce the batch size")
+        return Verdict(Phase.FAILED, "Error",
+                       f"{_who(w)}: container {c.name} exited with code {c.exit_code}"
+                       f"{_signal(c.exit_code or 0)}"
+                       f"{': ' + c.message if c.message else ''}; see kubectl logs "
+                       f"{w.pod.name if w.pod else ''}")
+    if w.state is WorkerState.WAITING_ERROR and c is not None:
+        detail = f"{c.reason}: {c.message}" if c.message else str(c.reason)
+        if c.reason == "InvalidImageName":
+            return Verdict(Phase.DEPLOY_FAILED, "InvalidImageName",
+                           f"{_who(w)}: image {image!r} is not a valid image name "
+                           f"({detail}); fix spec.image")
+        grace = (settings.image_pull_grace_seconds if c.reason in IMAGE_PULL
+                 else settings.config_error_grace_seconds)
+        since = _started(w)
+        if since is not None and now - since < timedelta(seconds=grace):
+            return None
+        if c.reason in IMAGE_PULL:
+            return Verdict(Phase.DEPLOY_FAILED, "ImagePullFailed",
+                           f"{_who(w)}: cannot pull image {image!r} after {grace:.0f}s ({detail}); "
+                           "check spec.image and the pull secrets in "
+                           "spec.template.spec.imagePullSecrets")
+        return Verdict(Phase.DEPLOY_FAILED, "ContainerConfigError",
+                       f"{_who(w)}: container {c.name} cannot be created ({detail}); check the "
+                       "Secrets, ConfigMaps and volumes it references")
+    return None
+
+
+def grace_deadline(w: Worker, settings: Settings) -> datetime | None:
+    """When a worker waiting with a graced error turns into a failure (for the sweep)."""
+    c = w.container
+    if w.state is not WorkerState.WAITING_ERROR or c is None or c.reason == "InvalidImageName":
+        return None
+    since = _started(w)
+    if since is None:
+        return None
+    grace = (settings.image_pull_grace_seconds if c.reason in IMAGE_PULL
+             else settings.config_error_grace_seconds)
+    return since + timedelta(seconds=grace)
+
+
+def lost(job: TrainingJob, w: Worker) -> Verdict:
+    attempt, limit = job.status.attempt, job.spec.retries.limit
+    if attempt - 1 < limit:
+        return Verdict(Phase.PENDING, "WorkerLost",
+                       f"{_who(w)} was lost ({w.detail}); restarting the gang, attempt "
+                       f"{attempt + 1} of at most {limit + 1}", retry=True)
+    return Verdict(Phase.FAILED, "WorkerLost",
+                   f"{_who(w)} was lost ({w.detail}) and spec.retries.limit={limit} restarts are "
+                   "used up")
