@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -79,3 +81,60 @@ def ns(request: pytest.FixtureRequest, kubectl: Kubectl) -> Iterator[Kubectl]:
         yield kubectl.in_namespace(name)
     finally:
         kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+class Operator:
+    """The operator as a real process (python -m trainingjob_operator) against the cluster."""
+
+    # Short grace periods and sweep so the failure rows play out in seconds.
+    ENV: ClassVar[dict[str, str]] = {"TRAININGJOB_IMAGE_PULL_GRACE_SECONDS": "4",
+           "TRAININGJOB_CONFIG_ERROR_GRACE_SECONDS": "4",
+           "TRAININGJOB_SWEEP_SECONDS": "1", "TRAININGJOB_QUEUE_REFRESH_SECONDS": "1"}
+
+    def __init__(self, kubeconfig: Path, log_path: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        assert self.proc is None or self.proc.poll() is not None
+        env = {**os.environ, **self.ENV, "KUBECONFIG": str(self.kubeconfig)}
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "trainingjob_operator"],
+                                         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    """The CRD installed and the operator running, for every test that asks for it."""
+    kubectl = cluster.kubectl
+    kubectl.run("apply", "-f", str(ROOT / "crds"))
+    kubectl.run("wait", "--for=condition=Established", "crd/trainingjobs.training.dev")
+    log_path = (cluster.data_dir or tmp_path_factory.mktemp("operator")) / "operator.log"
+    op = Operator(cluster.kubeconfig, log_path)
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()
+
+
+@pytest.fixture
+def running_operator(operator: Operator) -> Operator:
+    """The session's operator, restarted if an earlier test left it stopped."""
+    if not operator.alive():
+        operator.start()
+    return operator

@@ -86,3 +86,30 @@ def pod(name: str, *, gpus: int = 0, annotations: dict[str, str] | None = None,
     if owner:
         meta["ownerReferences"] = [owner]
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+
+
+def training_job(name: str, *, workers: int = 1, gpus: int = 1,
+                 annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+    """A TrainingJob manifest; `annotations` are devcluster lifecycle annotations."""
+    body: dict[str, Any] = {"image": "team/train:1.4", "workers": workers,
+                            "gpusPerWorker": gpus, **spec}
+    if annotations:
+        template = body.setdefault("template", {})
+        template.setdefault("metadata", {})["annotations"] = {
+            ANNOTATION + k: v for k, v in annotations.items()}
+    return {"apiVersion": "training.dev/v1alpha1", "kind": "TrainingJob",
+            "metadata": {"name": name}, "spec": body}
+
+
+def status_of(ns: Kubectl, name: str) -> dict[str, Any]:
+    status: dict[str, Any] = ns.json("get", "trainingjob", name).get("status") or {}
+    return status
+
+
+def phases(ns: Kubectl, name: str) -> list[str]:
+    return [h["phase"] for h in status_of(ns, name).get("history", [])]
+
+
+def wait_phase(ns: Kubectl, name: str, phase: str, timeout: int = 60) -> dict[str, Any]:
+    ns.wait(f"trainingjob/{name}", f"jsonpath={{.status.phase}}={phase}", timeout=timeout)
+    return status_of(ns, name)

@@ -22,7 +22,8 @@ class NodeView:
 
 
 def parse_node(body: Mapping[str, Any]) -> NodeView:
-    meta, spec, status = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
+    meta, spec = body.get("metadata") or {}, body.get("spec") or {}
+    status = body.get("status") or {}
     ready = any(c.get("type") == "Ready" and c.get("status") == "True"
                 for c in status.get("conditions") or [])
     # The node controller's own taints (not-ready, unreachable, unschedulable) close a node.

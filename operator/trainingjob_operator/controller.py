@@ -8,6 +8,7 @@ event arrives. No per-object timers, daemons or polling; no GET or LIST in stead
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from trainingjob_operator.kube import Kube
 from trainingjob_operator.models import ADMITTED, ObjectMeta, Phase, TrainingJob
 from trainingjob_operator.pods import PodView
 from trainingjob_operator.settings import Settings
+from trainingjob_operator.timeutil import format_time
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
@@ -59,6 +61,7 @@ class Granted:
     """An admission written but not yet seen in the index: still counts as reserved."""
 
     resource_version: str
+    attempt: int
     resource: str
     per_worker: int
     nodes: list[str]
@@ -130,13 +133,14 @@ class Controller:
         error = raw["_error"]
         problems = "; ".join(f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
                              for e in error.errors())
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        message = f"the spec cannot be read: {problems}"
+        stamp = format_time(datetime.now(UTC))
         status = {"phase": Phase.DEPLOY_FAILED.value, "reason": "InvalidSpec",
-                  "message": f"the spec cannot be read: {problems}", "phaseTime": stamp,
+                  "message": message, "phaseTime": stamp,
                   "history": [{"phase": "DeployFailed", "reason": "InvalidSpec",
-                               "message": problems, "time": stamp}]}
+                               "message": message, "time": stamp}]}
         if await self.kube.patch_status(meta, status):
-            await self.kube.event(meta, "Warning", "InvalidSpec", status["message"])
+            await self.kube.event(meta, "Warning", "InvalidSpec", message)
 
     async def execute(self, job: TrainingJob, decision: lifecycle.Decision,
                       now: datetime) -> None:
@@ -183,14 +187,10 @@ class Controller:
         for key, job in jobs.items():
             g = self.granted.get(key)
             if g is not None:
-                if job.metadata.resource_version == g.resource_version or \
-                        (job.status.phase is not None and job.status.phase is not Phase.PENDING):
-                    self.granted.pop(key)
-                else:
-                    for node in g.nodes:
-                        pool = reserved.setdefault(g.resource, {})
-                        pool[node] = pool.get(node, 0) + g.per_worker
-                    continue
+                for node in g.nodes:
+                    pool = reserved.setdefault(g.resource, {})
+                    pool[node] = pool.get(node, 0) + g.per_worker
+                continue
             res = job.status.reservation
             if job.status.phase not in ADMITTED or res is None or \
                     res.attempt != job.status.attempt:
@@ -205,6 +205,14 @@ class Controller:
         return {r: admission.free(r, [n for n in nodes if n], admission.used(r, usage_pods),
                                   reserved.get(r, {})) for r in resources}
 
+    def _prune_granted(self, jobs: Mapping[Key, TrainingJob]) -> None:
+        """Forget admissions the index now shows (or that no longer apply)."""
+        for key, g in list(self.granted.items()):
+            job = jobs.get(key)
+            if (job is None or job.metadata.resource_version == g.resource_version
+                    or job.status.phase is not Phase.PENDING or job.status.attempt != g.attempt):
+                del self.granted[key]
+
     async def admission_pass(self) -> None:
         assert self.indexes is not None
         jobs: dict[Key, TrainingJob] = {}
@@ -212,6 +220,7 @@ class Controller:
             job, _ = self._job(key)
             if job is not None and not job.metadata.deletion_timestamp:
                 jobs[key] = job
+        self._prune_granted(jobs)
         pending = {k: j for k, j in jobs.items()
                    if j.status.phase is Phase.PENDING and not j.spec.stop and k not in self.granted}
         if not pending:
@@ -229,14 +238,14 @@ class Controller:
                 version = await self.kube.patch_status(job.metadata, dump_status(job, status))
                 if version is None:
                     continue
-                self.granted[key] = Granted(version, job.spec.gpu_resource,
+                self.granted[key] = Granted(version, job.status.attempt, job.spec.gpu_resource,
                                             job.spec.gpus_per_worker, placement)
-                await self.kube.event(job.metadata, "Normal", "Admitted", status.message or "")
+                await self.kube.event(job.metadata, "Normal", "Admitted", str(status.message))
         for w in plan.waiting:
             job = pending[w.key]
-            status = lifecycle.waiting(job, w, now, self.settings)
-            if status is not None:
-                await self.kube.patch_status(job.metadata, dump_status(job, status))
+            queued = lifecycle.waiting(job, w, now, self.settings)
+            if queued is not None:
+                await self.kube.patch_status(job.metadata, dump_status(job, queued))
 
     async def sweep(self) -> None:
         now = datetime.now(UTC)
@@ -248,10 +257,8 @@ class Controller:
     async def run(self) -> None:
         await self.ready.wait()
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=self.settings.sweep_seconds)
-            except TimeoutError:
-                pass
             self.wake.clear()
             try:
                 await self.admission_pass()

@@ -43,18 +43,17 @@ async def stop_loop(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.index(*JOBS)
-def jobs_idx(body: kopf.Body, namespace: str, name: str, **_: Any) -> dict[Any, Any]:
-    return {(namespace, name): dict(body)}
+def jobs_idx(body: kopf.Body, **kwargs: Any) -> dict[Any, Any]:
+    return {(body.metadata.namespace, body.metadata.name): dict(body)}
 
 
 @kopf.index("pods", labels={JOB_LABEL: kopf.PRESENT})
-def job_pods_idx(body: kopf.Body, namespace: str, labels: kopf.Labels,
-                 **_: Any) -> dict[Any, PodView]:
-    return {(namespace, labels[JOB_LABEL]): parse_pod(dict(body))}
+def job_pods_idx(body: kopf.Body, **kwargs: Any) -> dict[Any, PodView]:
+    return {(body.metadata.namespace, body.metadata.labels[JOB_LABEL]): parse_pod(dict(body))}
 
 
 @kopf.index("pods")
-def usage_idx(body: kopf.Body, spec: kopf.Spec, **_: Any) -> dict[Any, PodView] | None:
+def usage_idx(body: kopf.Body, **kwargs: Any) -> dict[Any, PodView] | None:
     pod = parse_pod(dict(body))
     if not pod.requests or not pod.node_name:
         return None
@@ -62,41 +61,36 @@ def usage_idx(body: kopf.Body, spec: kopf.Spec, **_: Any) -> dict[Any, PodView] 
 
 
 @kopf.index("nodes")
-def nodes_idx(body: kopf.Body, name: str, **_: Any) -> dict[Any, NodeView]:
-    return {name: parse_node(dict(body))}
+def nodes_idx(body: kopf.Body, **kwargs: Any) -> dict[Any, NodeView]:
+    return {body.metadata.name: parse_node(dict(body))}
 
 
-def _controller(memo: kopf.Memo, **indexes: Any) -> Controller:
-    controller: Controller = memo["controller"]
-    controller.attach(Indexes(jobs=indexes["jobs_idx"], pods=indexes["job_pods_idx"],
-                              usage=indexes["usage_idx"], nodes=indexes["nodes_idx"]))
+def _controller(kwargs: dict[str, Any]) -> Controller:
+    """The controller, attached to the indexes (complete by the time any handler runs)."""
+    controller: Controller = kwargs["memo"]["controller"]
+    controller.attach(Indexes(jobs=kwargs["jobs_idx"], pods=kwargs["job_pods_idx"],
+                              usage=kwargs["usage_idx"], nodes=kwargs["nodes_idx"]))
     return controller
 
 
 @kopf.on.event(*JOBS)
-async def job_event(type: str | None, namespace: str, name: str, memo: kopf.Memo,
-                    jobs_idx: Any, job_pods_idx: Any, usage_idx: Any, nodes_idx: Any,
-                    **_: Any) -> None:
-    controller = _controller(memo, jobs_idx=jobs_idx, job_pods_idx=job_pods_idx,
-                             usage_idx=usage_idx, nodes_idx=nodes_idx)
-    if type == "DELETED":
-        controller.forget((namespace, name))
+async def job_event(body: kopf.Body, **kwargs: Any) -> None:
+    controller = _controller(kwargs)
+    key = (body.metadata.namespace or "", body.metadata.name or "")
+    if kwargs.get("type") == "DELETED":
+        controller.forget(key)
         return
-    await controller.reconcile((namespace, name))
+    await controller.reconcile(key)
     controller.wake.set()
 
 
 @kopf.on.event("pods", labels={JOB_LABEL: kopf.PRESENT})
-async def pod_event(namespace: str, labels: kopf.Labels, memo: kopf.Memo, jobs_idx: Any,
-                    job_pods_idx: Any, usage_idx: Any, nodes_idx: Any, **_: Any) -> None:
-    controller = _controller(memo, jobs_idx=jobs_idx, job_pods_idx=job_pods_idx,
-                             usage_idx=usage_idx, nodes_idx=nodes_idx)
-    await controller.reconcile((namespace, labels[JOB_LABEL]))
+async def pod_event(body: kopf.Body, **kwargs: Any) -> None:
+    controller = _controller(kwargs)
+    await controller.reconcile((body.metadata.namespace or "", body.metadata.labels[JOB_LABEL]))
     controller.wake.set()
 
 
 @kopf.on.event("nodes")
-async def node_event(memo: kopf.Memo, jobs_idx: Any, job_pods_idx: Any, usage_idx: Any,
-                     nodes_idx: Any, **_: Any) -> None:
-    _controller(memo, jobs_idx=jobs_idx, job_pods_idx=job_pods_idx, usage_idx=usage_idx,
-                nodes_idx=nodes_idx).wake.set()
+async def node_event(**kwargs: Any) -> None:
+    _controller(kwargs).wake.set()

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -43,9 +43,9 @@ class Kube:
     def __init__(self) -> None:
         configuration = client.Configuration()
         if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
-            config.load_incluster_config(client_configuration=configuration)
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         else:
-            config.load_kube_config(client_configuration=configuration)
+            config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         configuration.connection_pool_maxsize = 32
         self.api = client.ApiClient(configuration)
         self.core = client.CoreV1Api(self.api)
@@ -62,14 +62,14 @@ class Kube:
         """
         body = {"metadata": {"resourceVersion": meta.resource_version}, "status": status}
         try:
-            result: dict[str, Any] = await self._call(
+            result = await self._call(
                 self.custom.patch_namespaced_custom_object_status, GROUP, VERSION,
                 meta.namespace, PLURAL, meta.name, body)
         except ApiException as err:
             if err.status in (404, 409):
                 return None
             raise
-        return str(result["metadata"]["resourceVersion"])
+        return str(cast(dict[str, Any], result)["metadata"]["resourceVersion"])
 
     async def create(self, manifest: dict[str, Any]) -> Created:
         """Create a pod or service; an existing one with that name counts as created."""

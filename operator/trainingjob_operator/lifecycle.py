@@ -327,9 +327,11 @@ def admit(job: TrainingJob, nodes: Sequence[str], now: datetime,
     """Pending -> Created: the reservation is written before any pod exists."""
     where = (f" on {', '.join(sorted(set(nodes)))}" if nodes else "")
     message = f"admitted: {job.total_gpus} GPUs reserved{where}"
-    return _moved(job, Phase.CREATED, "Admitted", message, now, settings,
-                  reservation=Reservation(attempt=job.status.attempt, nodes=list(nodes)),
-                  queue=None).status or job.status
+    decision = _moved(job, Phase.CREATED, "Admitted", message, now, settings,
+                      reservation=Reservation(attempt=job.status.attempt, nodes=list(nodes)),
+                      queue=None)
+    assert decision.status is not None
+    return decision.status
 
 
 def waiting(job: TrainingJob, w: Waiting, now: datetime,

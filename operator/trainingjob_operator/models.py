@@ -131,7 +131,8 @@ class TrainingJobSpec(Model):
     retries: Retries = Field(default_factory=Retries)
     stop: bool = Field(False, json_schema_extra=_rule(
         "self || !oldSelf", "spec.stop cannot be set back to false: a stopped job stays "
-        "stopped; create a new TrainingJob to run again"), description="Set true to stop the job (terminal): workers get "
+        "stopped; create a new TrainingJob to run again"),
+        description="Set true to stop the job (terminal): workers get "
                        "SIGTERM and terminationGracePeriodSeconds to checkpoint.")
     termination_grace_period_seconds: int = Field(60, ge=0, le=86400)
     template: PodTemplate | None = None

@@ -109,7 +109,8 @@ def extended_requests(spec: dict[str, Any]) -> dict[str, int]:
 
 
 def parse_pod(body: dict[str, Any]) -> PodView:
-    meta, spec, status = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
+    meta, spec = body.get("metadata") or {}, body.get("spec") or {}
+    status = body.get("status") or {}
     labels = meta.get("labels") or {}
     return PodView(
         name=meta.get("name", ""), namespace=meta.get("namespace", ""), uid=meta.get("uid", ""),

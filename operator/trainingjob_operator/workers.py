@@ -49,9 +49,14 @@ def classify(index: int, pod: PodView | None) -> Worker:
     disruption = pod.condition("DisruptionTarget")
     if pod.deletion_timestamp or pod.reason == "Evicted" or (
             disruption is not None and disruption.status == "True"):
-        why = (disruption.reason if disruption and disruption.status == "True"
-               else pod.reason or "deleted")
-        return Worker(index, WorkerState.LOST, pod, detail=f"{why}: {pod.message or ''}".strip())
+        if disruption is not None and disruption.status == "True":
+            why = f"{disruption.reason}: {disruption.message}" if disruption.message \
+                else str(disruption.reason)
+        elif pod.reason:
+            why = f"{pod.reason}: {pod.message}" if pod.message else pod.reason
+        else:
+            why = "its pod was deleted by someone other than the operator"
+        return Worker(index, WorkerState.LOST, pod, detail=why)
     for init in pod.init_containers:
         if init.state == "terminated" and init.exit_code:
             return Worker(index, WorkerState.SETUP_FAILED, pod, init)
@@ -110,8 +115,8 @@ def failure(job: TrainingJob, w: Worker, now: datetime, settings: Settings) -> V
     if w.state is WorkerState.SETUP_FAILED and c is not None:
         return Verdict(Phase.DEPLOY_FAILED, "SetupFailed",
                        f"{_who(w)}: setup container {c.name} exited with code {c.exit_code}"
-                       f"{_signal(c.exit_code or 0)}; see kubectl logs {w.pod.name if w.pod else ''}"
-                       f" -c {c.name}, and fix spec.setup")
+                       f"{_signal(c.exit_code or 0)}; see kubectl logs "
+                       f"{w.pod.name if w.pod else ''} -c {c.name}, and fix spec.setup")
     if w.state is WorkerState.FAILED and c is not None:
         if c.reason == "OOMKilled":
             limit = job.spec.resources.limits.get("memory", "unset")

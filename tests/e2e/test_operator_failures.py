@@ -1,0 +1,108 @@
+"""One test per row of the failure mapping (DESIGN.md §3): phase, reason and message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.kube import Kubectl, status_of, training_job, wait_phase
+
+pytestmark = [pytest.mark.kwok, pytest.mark.usefixtures("running_operator")]
+
+
+def _ends(ns: Kubectl, name: str, phase: str, reason: str, timeout: int = 60) -> dict[str, Any]:
+    ns.wait(f"tj/{name}", "condition=Finished", timeout=timeout)
+    status = status_of(ns, name)
+    assert (status["phase"], status["reason"]) == (phase, reason), status["message"]
+    return status
+
+
+def test_invalid_image_name_fails_deploy_at_once(ns: Kubectl) -> None:
+    ns.apply(training_job("badname", image="Team/Train:latest!!",
+                          annotations={"outcome": "invalid-image"}))
+    message = _ends(ns, "badname", "DeployFailed", "InvalidImageName")["message"]
+    assert "worker 0 (pod badname-worker-0)" in message and "fix spec.image" in message
+
+
+def test_image_pull_error_fails_deploy_after_the_grace_period(ns: Kubectl) -> None:
+    ns.apply(training_job("nopull", image="team/missing:9",
+                          annotations={"outcome": "image-pull-error"}))
+    status = _ends(ns, "nopull", "DeployFailed", "ImagePullFailed")
+    assert "cannot pull image 'team/missing:9'" in status["message"]
+    assert "imagePullSecrets" in status["message"]
+    assert ns.json("get", "pods")["items"] == [] or all(
+        p["metadata"].get("deletionTimestamp") for p in ns.json("get", "pods")["items"])
+
+
+@pytest.mark.parametrize("outcome", ["config-error", "create-error"])
+def test_container_config_errors_fail_deploy_after_the_grace_period(ns: Kubectl,
+                                                                    outcome: str) -> None:
+    ns.apply(training_job("nocfg", annotations={"outcome": outcome}))
+    message = _ends(ns, "nocfg", "DeployFailed", "ContainerConfigError")["message"]
+    assert "container trainer cannot be created" in message
+
+
+def test_failed_setup_fails_deploy(ns: Kubectl) -> None:
+    ns.apply(training_job("nosetup", setup={"command": ["pip", "install", "-r", "req.txt"]},
+                          annotations={"setup": "fail", "setup-exit-code": "3"}))
+    message = _ends(ns, "nosetup", "DeployFailed", "SetupFailed")["message"]
+    assert "setup container setup exited with code 3" in message
+    assert "kubectl logs nosetup-worker-0 -c setup" in message
+
+
+def test_unschedulable_past_deploy_seconds_fails_deploy(ns: Kubectl) -> None:
+    ns.apply(training_job("nowhere", timeouts={"deploySeconds": 3},
+                          template={"spec": {"nodeSelector": {"gpu": "h100"}}}))
+    message = _ends(ns, "nowhere", "DeployFailed", "Unschedulable")["message"]
+    assert "could not be scheduled within spec.timeouts.deploySeconds=3s" in message
+    assert "node affinity/selector" in message
+
+
+def test_pod_rejected_by_the_api_fails_deploy(ns: Kubectl) -> None:
+    ns.run("create", "quota", "no-pods", "--hard=pods=0")
+    ns.apply(training_job("refused"))
+    message = _ends(ns, "refused", "DeployFailed", "PodRejected")["message"]
+    assert "exceeded quota: no-pods" in message
+
+
+def test_oomkilled_fails_and_says_to_raise_memory(ns: Kubectl) -> None:
+    ns.apply(training_job("oom", resources={"limits": {"memory": "8Gi"}},
+                          annotations={"outcome": "oom", "run-duration": "1s"}))
+    message = _ends(ns, "oom", "Failed", "OOMKilled")["message"]
+    assert ("worker 0 (pod oom-worker-0): container trainer was OOMKilled (exit code 137)"
+            in message)
+    assert "raise spec.resources.limits.memory" in message and "8Gi" in message
+
+
+def test_nonzero_exit_fails_with_worker_code_and_signal(ns: Kubectl) -> None:
+    ns.apply(training_job("crash", workers=2, annotations={"outcome": "fail", "exit-code": "143",
+                                                           "run-duration": "1s"}))
+    message = _ends(ns, "crash", "Failed", "Error")["message"]
+    assert "container trainer exited with code 143, signal 15 (SIGTERM)" in message
+    assert "worker 0 (pod crash-worker-0)" in message
+
+
+def test_run_deadline_fails_a_running_job(ns: Kubectl) -> None:
+    ns.apply(training_job("slow", timeouts={"runSeconds": 3}))
+    wait_phase(ns, "slow", "Running")
+    message = _ends(ns, "slow", "Failed", "DeadlineExceeded")["message"]
+    assert "spec.timeouts.runSeconds=3s" in message
+    ns.wait("pod/slow-worker-0", "delete", timeout=30)  # its GPUs are released
+
+
+def test_lost_worker_retries_the_gang_then_fails_when_retries_are_used_up(ns: Kubectl) -> None:
+    ns.apply(training_job("fragile", workers=2, retries={"limit": 1}))
+    wait_phase(ns, "fragile", "Running")
+    ns.run("delete", "pod", "fragile-worker-1", "--wait=false")
+    ns.wait("tj/fragile", "jsonpath={.status.attempt}=2", timeout=60)
+    wait_phase(ns, "fragile", "Running", timeout=60)
+    pods = ns.json("get", "pods", "-l", "training.dev/job-name=fragile")["items"]
+    assert {p["metadata"]["labels"]["training.dev/attempt"] for p in pods
+            if not p["metadata"].get("deletionTimestamp")} == {"2"}
+    ns.run("delete", "pod", "fragile-worker-0", "--wait=false")
+    status = _ends(ns, "fragile", "Failed", "WorkerLost")
+    assert "spec.retries.limit=1 restarts are used up" in status["message"]
+    history = [(h["phase"], h["reason"]) for h in status["history"]]
+    assert ("Pending", "WorkerLost") in history
+    assert history.count(("Running", "WorkersRunning")) == 2

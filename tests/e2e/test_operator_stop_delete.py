@@ -1,0 +1,110 @@
+"""Stopping with spec.stop in every active phase, and deleting, with or without the operator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import Operator
+from tests.kube import Kubectl, eventually, phases, status_of, training_job, wait_phase
+
+pytestmark = [pytest.mark.kwok, pytest.mark.usefixtures("running_operator")]
+STOP = json.dumps({"spec": {"stop": True}})
+
+
+def _stop(ns: Kubectl, name: str) -> None:
+    ns.run("patch", "tj", name, "--type=merge", "-p", STOP)
+
+
+def _stopped(ns: Kubectl, name: str) -> dict[str, object]:
+    status = wait_phase(ns, name, "Stopped")
+    assert status["reason"] == "StoppedByUser"
+    return status
+
+
+def test_stop_while_pending(ns: Kubectl) -> None:
+    ns.apply(training_job("queued", workers=5, gpus=8))  # more than the 32 GPUs there are
+    eventually(lambda: status_of(ns, "queued").get("phase") == "Pending", what="Pending")
+    _stop(ns, "queued")
+    _stopped(ns, "queued")
+    assert phases(ns, "queued") == ["Pending", "Stopped"]
+    assert ns.json("get", "pods")["items"] == []
+
+
+def test_stop_while_created(ns: Kubectl, running_operator: Operator) -> None:
+    # An operator stopped right after recording an admission leaves the job in Created.
+    running_operator.stop()
+    ns.apply(training_job("admitted"))
+    created = {"status": {"phase": "Created", "reason": "Admitted", "attempt": 1,
+                          "reservation": {"attempt": 1, "nodes": ["gpu-node-0"]},
+                          "history": [{"phase": "Created", "reason": "Admitted",
+                                       "time": "2026-01-01T00:00:00Z"}]}}
+    ns.run("patch", "tj", "admitted", "--subresource=status", "--type=merge",
+           "-p", json.dumps(created))
+    _stop(ns, "admitted")
+    running_operator.start()
+    _stopped(ns, "admitted")
+    assert ns.json("get", "pods")["items"] == []
+
+
+def test_stop_while_deploying(ns: Kubectl) -> None:
+    ns.apply(training_job("starting", annotations={"start-delay": "60s"}))
+    wait_phase(ns, "starting", "Deploying")
+    _stop(ns, "starting")
+    _stopped(ns, "starting")
+    ns.wait("pod/starting-worker-0", "delete", timeout=30)
+
+
+def test_stop_while_running_sends_sigterm_with_the_grace_period(ns: Kubectl) -> None:
+    ns.apply(training_job("ckpt", workers=2, terminationGracePeriodSeconds=45,
+                          annotations={"terminate-duration": "5s"}))
+    wait_phase(ns, "ckpt", "Running")
+    _stop(ns, "ckpt")
+    status = _stopped(ns, "ckpt")
+    assert "SIGTERM and 45s" in str(status["message"])
+    terminating = eventually(lambda: [p for p in ns.json("get", "pods")["items"]
+                                      if p["metadata"].get("deletionTimestamp")],
+                             what="terminating pods")
+    assert {p["metadata"]["deletionGracePeriodSeconds"] for p in terminating} == {45}
+    for i in range(2):
+        ns.wait(f"pod/ckpt-worker-{i}", "delete", timeout=30)
+
+    before = ns.json("get", "tj", "ckpt")
+    _stop(ns, "ckpt")  # again: nothing changes
+    after = ns.json("get", "tj", "ckpt")
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+
+def test_stopping_a_finished_job_changes_nothing(ns: Kubectl) -> None:
+    ns.apply(training_job("done", annotations={"outcome": "succeed", "run-duration": "1s"}))
+    wait_phase(ns, "done", "Completed")
+    before = status_of(ns, "done")
+    _stop(ns, "done")
+    eventually(lambda: ns.json("get", "tj", "done")["spec"]["stop"], what="the patch")
+    import time
+    time.sleep(3)
+    assert status_of(ns, "done") == before
+
+
+def test_delete_while_running_removes_pods_and_service(ns: Kubectl) -> None:
+    ns.apply(training_job("gone", workers=2))
+    wait_phase(ns, "gone", "Running")
+    ns.run("delete", "tj", "gone", "--timeout=30s")
+    for pod in ("gone-worker-0", "gone-worker-1"):
+        ns.wait(f"pod/{pod}", "delete", timeout=60)
+    ns.wait("service/gone-workers", "delete", timeout=60)
+
+
+def test_delete_while_the_operator_is_down_never_hangs(ns: Kubectl,
+                                                       running_operator: Operator) -> None:
+    ns.apply(training_job("orphan", workers=2))
+    wait_phase(ns, "orphan", "Running")
+    running_operator.stop()
+    try:
+        ns.run("delete", "tj", "orphan", "--timeout=30s")
+        for pod in ("orphan-worker-0", "orphan-worker-1"):
+            ns.wait(f"pod/{pod}", "delete", timeout=60)
+        ns.wait("service/orphan-workers", "delete", timeout=60)
+    finally:
+        running_operator.start()
