@@ -6,13 +6,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEVCLUSTER := $(PY) -m devcluster
 
-.PHONY: help venv devcluster-build cluster-up cluster-down cluster-status run test unit lint
+.PHONY: help venv devcluster-build cluster-up cluster-down cluster-status run test lint crds bench
 
 help:
-	@echo "make run            start devcluster (unless KUBECONFIG is set) - the operator comes next"
+	@echo "make run            devcluster (unless KUBECONFIG is set), the CRD, and the operator in the foreground"
 	@echo "make test           build everything and run the whole test suite against devcluster"
 	@echo "make cluster-up     start devcluster in .devcluster/ ; make cluster-down stops it"
 	@echo "make lint           ruff and mypy --strict"
+	@echo "make crds           regenerate crds/ from the pydantic models"
+	@echo "make bench          200 one-worker jobs at once on devcluster: time to all Completed, peak memory"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,10 +41,22 @@ run: venv
 	  echo "Using the cluster in KUBECONFIG=$$KUBECONFIG"; \
 	else \
 	  $(DEVCLUSTER) status >/dev/null 2>&1 || $(DEVCLUSTER) up; \
-	  $(DEVCLUSTER) status; \
-	  echo; echo "Use it:  $$($(DEVCLUSTER) env)   (kubectl: $$($(DEVCLUSTER) build)/kubectl)"; \
 	fi
-	@echo "The operator comes next (issue: the TrainingJob operator); stop the cluster with 'make cluster-down'."
+	@export KUBECONFIG=$${KUBECONFIG:-$(CURDIR)/.devcluster/kubeconfig}; \
+	  KUBECTL=$$($(DEVCLUSTER) build)/kubectl; \
+	  $$KUBECTL apply -f crds/ && \
+	  $$KUBECTL wait --for=condition=Established crd/trainingjobs.training.dev >/dev/null && \
+	  echo && echo "In another terminal:" && \
+	  echo "  export KUBECONFIG=$$KUBECONFIG PATH=$$(dirname $$KUBECTL):\$$PATH" && \
+	  echo "  kubectl apply -f examples/1-worker.yaml && kubectl get trainingjobs -w" && \
+	  echo "Stop the operator with Ctrl-C, the cluster with 'make cluster-down'." && echo && \
+	  exec $(PY) -m trainingjob_operator
+
+crds: venv
+	$(PY) -m trainingjob_operator.crd > crds/trainingjobs.training.dev.yaml
+
+bench: venv devcluster-build
+	$(PY) -m tests.bench --jobs $${JOBS:-200}
 
 # Lint, then the whole suite: unit tests and, against a devcluster the fixtures start and
 # stop, e2e tests.
@@ -50,5 +64,5 @@ test: lint devcluster-build
 	$(PY) -m pytest
 
 lint: venv
-	$(VENV)/bin/ruff check devcluster tests
-	$(VENV)/bin/mypy devcluster tests
+	$(VENV)/bin/ruff check devcluster operator tests
+	$(VENV)/bin/mypy devcluster operator/trainingjob_operator tests

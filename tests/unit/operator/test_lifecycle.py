@@ -1,0 +1,220 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from trainingjob_operator import lifecycle
+from trainingjob_operator.admission import Waiting
+from trainingjob_operator.lifecycle import EDGES, CreatePod, CreateService, DeletePod, decide
+from trainingjob_operator.models import Phase
+from trainingjob_operator.settings import Settings
+
+from tests.unit.operator.factories import NOW, T0, at, exited, job, pod, running, waiting
+
+S = Settings()
+
+
+def _phase(d: lifecycle.Decision) -> Phase | None:
+    return d.status.phase if d.status else None
+
+
+def test_new_job_is_queued_pending_with_what_it_needs() -> None:
+    d = decide(job(workers=2, gpusPerWorker=8), [], NOW, S)
+    assert d.status is not None
+    assert (d.status.phase, d.status.reason) == (Phase.PENDING, "WaitingForCapacity")
+    assert d.status.message == "queued: needs 16 GPUs (2 workers x 8 nvidia.com/gpu)"
+    assert d.status.gpus == 16 and d.status.worker_summary == "0/2" and d.status.attempt == 1
+    assert d.event is not None and d.event.reason == "WaitingForCapacity"
+    assert d.actions == ()
+
+
+def test_new_job_with_a_spec_the_schema_cannot_check_fails_with_invalid_spec() -> None:
+    d = decide(job(template={"spec": {"containers": []}}), [], NOW, S)
+    assert d.status is not None and d.status.phase is Phase.DEPLOY_FAILED
+    assert d.status.reason == "InvalidSpec"
+    assert "spec.template.spec.containers is set by the operator" in (d.status.message or "")
+
+
+@pytest.mark.parametrize(("spec", "says"), [
+    ({"gpuResource": "gpu"}, "spec.gpuResource 'gpu' is not an extended resource name"),
+    ({"resources": {"limits": {"nvidia.com/gpu": 2}}}, "request GPUs with spec.gpusPerWorker"),
+])
+def test_invalid_spec_messages_name_the_field_and_the_fix(spec: dict[str, Any],
+                                                          says: str) -> None:
+    assert says in (lifecycle.invalid_spec(job(**spec)) or "")
+
+
+def test_too_long_name_is_invalid() -> None:
+    j = job().model_copy(update={"metadata": job().metadata.model_copy(update={"name": "x" * 60})})
+    assert "shorten the TrainingJob's name" in (lifecycle.invalid_spec(j) or "")
+
+
+def test_admit_records_the_reservation_before_any_pod() -> None:
+    status = lifecycle.admit(job(at("Pending")), ["n1", "n0"], NOW, S)
+    assert status.phase is Phase.CREATED and status.reservation is not None
+    assert status.reservation.nodes == ["n1", "n0"] and status.reservation.attempt == 1
+    assert {c.type: c.status for c in status.conditions}["Admitted"] == "True"
+
+
+def test_created_creates_service_and_pods_on_reserved_nodes_then_deploying() -> None:
+    d = decide(job(at("Created", reservation={"attempt": 1, "nodes": ["a", "b"]}), workers=2),
+               [], NOW, S)
+    assert _phase(d) is Phase.DEPLOYING
+    assert d.actions == (CreateService(), CreatePod(0, "a"), CreatePod(1, "b"))
+
+
+def test_created_waits_for_the_previous_attempts_pods_to_go() -> None:
+    old = pod(0, attempt=1, deleted=True)
+    d = decide(job(at("Created", attempt=2)), [old], NOW, S)
+    assert d.status is None and d.actions == () and d.recheck_at is not None
+
+
+def test_deploying_becomes_running_when_every_worker_runs() -> None:
+    d = decide(job(at("Deploying"), workers=2), [running(0), running(1)], NOW, S)
+    assert _phase(d) is Phase.RUNNING and d.status is not None
+    assert d.status.start_time is not None and d.status.worker_summary == "2/2"
+
+
+def test_deploying_with_some_workers_still_starting_only_updates_counts() -> None:
+    d = decide(job(at("Deploying"), workers=2),
+               [running(0), pod(1, phase="Pending", containers=[])], NOW, S)
+    assert d.status is not None and d.status.phase is Phase.DEPLOYING
+    assert d.status.worker_summary == "1/2" and d.event is None
+
+
+def test_deploying_recreates_a_missing_pod() -> None:
+    d = decide(job(at("Deploying"), workers=2), [running(0)], NOW, S)
+    assert CreatePod(1, "n1") in d.actions
+
+
+def test_fast_job_goes_from_deploying_straight_to_completed() -> None:
+    d = decide(job(at("Deploying"), workers=2), [exited(0), exited(1)], NOW, S)
+    assert _phase(d) is Phase.COMPLETED and d.status is not None
+    assert d.status.reason == "Succeeded" and d.status.completion_time is not None
+
+
+def test_running_completes_when_all_exit_zero() -> None:
+    d = decide(job(at("Running")), [exited(0)], NOW, S)
+    assert _phase(d) is Phase.COMPLETED
+
+
+def test_one_failed_worker_fails_the_job_and_stops_the_others() -> None:
+    d = decide(job(at("Running"), workers=2), [exited(0, 3, "Error"), running(1)], NOW, S)
+    assert _phase(d) is Phase.FAILED and d.status is not None and d.status.reason == "Error"
+    assert d.actions == (DeletePod("j-worker-1", 60),)
+
+
+def test_lost_worker_retries_to_pending_with_the_next_attempt() -> None:
+    d = decide(job(at("Running"), workers=2), [running(0), pod(1, deleted=True)], NOW, S)
+    assert d.status is not None and d.status.phase is Phase.PENDING
+    assert (d.status.reason, d.status.attempt) == ("WorkerLost", 2)
+    assert d.status.reservation is None
+    assert DeletePod("j-worker-0", 60) in d.actions
+
+
+def test_lost_worker_without_retries_left_fails() -> None:
+    d = decide(job(at("Running", attempt=2), retries={"limit": 1}),
+               [pod(0, attempt=2, reason="Evicted", phase="Failed", containers=[])], NOW, S)
+    assert d.status is not None and (d.status.phase, d.status.reason) == (Phase.FAILED,
+                                                                          "WorkerLost")
+
+
+def test_missing_pod_while_running_is_a_lost_worker() -> None:
+    d = decide(job(at("Running"), workers=2, retries={"limit": 0}), [running(0)], NOW, S)
+    assert d.status is not None and d.status.reason == "WorkerLost"
+
+
+def test_run_deadline() -> None:
+    j = job(at("Running", startTime=T0), timeouts={"runSeconds": 30})
+    d = decide(j, [running(0)], NOW, S)
+    assert d.status is not None and d.status.reason == "DeadlineExceeded"
+    early = decide(j, [running(0)], NOW - timedelta(seconds=40), S)
+    assert early.event is None and early.recheck_at is not None
+    assert early.status is None or early.status.phase is Phase.RUNNING
+
+
+def test_deploy_deadline_names_unschedulable_workers() -> None:
+    unschedulable = pod(0, phase="Pending", node=None, containers=[], conditions=[{
+        "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+        "message": "0/4 nodes are available"}])
+    d = decide(job(at("Deploying"), timeouts={"deploySeconds": 10}), [unschedulable], NOW, S)
+    assert d.status is not None and d.status.reason == "Unschedulable"
+    assert "0/4 nodes are available" in (d.status.message or "")
+
+
+def test_image_pull_error_waits_for_its_grace_then_fails() -> None:
+    j = job(at("Deploying"))
+    within = decide(j, [waiting(0, "ImagePullBackOff")], NOW,
+                    Settings(image_pull_grace_seconds=120))
+    assert within.status is None or within.status.phase is Phase.DEPLOYING
+    assert within.recheck_at is not None
+    after = decide(j, [waiting(0, "ImagePullBackOff")], NOW, Settings(image_pull_grace_seconds=30))
+    assert after.status is not None and after.status.reason == "ImagePullFailed"
+
+
+def test_invalid_image_name_fails_at_once() -> None:
+    d = decide(job(at("Deploying")), [waiting(0, "InvalidImageName")], NOW,
+               Settings(image_pull_grace_seconds=10_000))
+    assert d.status is not None and d.status.reason == "InvalidImageName"
+
+
+@pytest.mark.parametrize("phase", ["Pending", "Created", "Deploying", "Running"])
+def test_stop_from_every_active_phase(phase: str) -> None:
+    d = decide(job(at(phase), stop=True), [running(0)] if phase != "Pending" else [], NOW, S)
+    assert d.status is not None and (d.status.phase, d.status.reason) == (Phase.STOPPED,
+                                                                          "StoppedByUser")
+    if phase != "Pending":
+        assert d.actions == (DeletePod("j-worker-0", 60),)
+
+
+@pytest.mark.parametrize("phase", ["Completed", "Failed", "DeployFailed", "Stopped"])
+def test_terminal_phases_are_absorbing(phase: str) -> None:
+    d = decide(job(at(phase), stop=True), [running(0), exited(1)], NOW, S)
+    assert d.status is None  # never a new status
+    assert d.actions == (DeletePod("j-worker-0", 60),)  # only leftovers are cleaned up
+    assert not any(isinstance(a, CreatePod) for a in d.actions)
+
+
+def test_history_is_bounded() -> None:
+    status = at("Running", history=[{"phase": "Running", "reason": "X", "time": T0}] * 30)
+    d = decide(job(status), [exited(0)], NOW, Settings(history_limit=5))
+    assert d.status is not None and len(d.status.history) == 5
+    assert d.status.history[-1].phase is Phase.COMPLETED
+
+
+def test_waiting_status_says_why_and_is_not_rewritten_when_unchanged() -> None:
+    j = job(at("Pending", reason="WaitingForCapacity"), workers=2, gpusPerWorker=8)
+    w = Waiting(("ns", "j"), "WaitingForCapacity", 16, 8, 8)
+    status = lifecycle.waiting(j, w, NOW, S)
+    assert status is not None and status.queue is not None
+    assert status.message == ("waiting for capacity: needs 16 GPUs (2 workers x 8 "
+                              "nvidia.com/gpu), 8 free")
+    assert len(status.history) == len(j.status.history)  # not a transition
+    again = j.model_copy(update={"status": status})
+    assert lifecycle.waiting(again, w, NOW + timedelta(seconds=1), S) is None
+
+
+def test_no_node_fits_message() -> None:
+    j = job(at("Pending"), gpusPerWorker=16)
+    status = lifecycle.waiting(j, Waiting(("ns", "j"), "NoNodeFits", 16, 32, 8), NOW, S)
+    assert status is not None and status.reason == "NoNodeFits"
+    assert "no node can hold one worker: each needs 16 nvidia.com/gpu, the largest node has 8" \
+        in (status.message or "")
+
+
+def test_pod_rejected() -> None:
+    d = lifecycle.pod_rejected(job(at("Created")), 0, "exceeded quota", NOW, S)
+    assert d.status is not None and (d.status.phase, d.status.reason) == (
+        Phase.DEPLOY_FAILED, "PodRejected")
+
+
+def test_edges_are_exactly_the_design_table() -> None:
+    active = {Phase.PENDING, Phase.CREATED, Phase.DEPLOYING, Phase.RUNNING}
+    for phase in active:
+        assert (phase, Phase.STOPPED) in EDGES
+    assert {(a, b) for a, b in EDGES if b is Phase.DEPLOY_FAILED and a is not None} == {
+        (Phase.PENDING, Phase.DEPLOY_FAILED), (Phase.CREATED, Phase.DEPLOY_FAILED),
+        (Phase.DEPLOYING, Phase.DEPLOY_FAILED)}
+    assert {a for a, b in EDGES if b is Phase.FAILED} == {Phase.DEPLOYING, Phase.RUNNING}
+    assert not any(a is not None and a.terminal for a, _ in EDGES)

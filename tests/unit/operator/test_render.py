@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from trainingjob_operator.render import worker_pod, workers_service
+from trainingjob_operator.settings import Settings
+
+from tests.unit.operator.factories import at, job
+
+S = Settings()
+
+
+def test_worker_pod_shape() -> None:
+    j = job(at("Created"), workers=4, gpusPerWorker=8, command=["torchrun"],
+            resources={"requests": {"cpu": 8, "memory": "64Gi"}},
+            setup={"command": ["pip", "install", "x"]},
+            template={"metadata": {"labels": {"team": "a"}, "annotations": {"x": "y"}},
+                      "spec": {"tolerations": [{"key": "gpu", "operator": "Exists"}]}})
+    pod = worker_pod(j, 3, "n2", S)
+    assert pod["metadata"]["name"] == "j-worker-3"
+    assert pod["metadata"]["labels"]["training.dev/worker-index"] == "3"
+    assert pod["metadata"]["labels"]["team"] == "a" and pod["metadata"]["annotations"] == {"x": "y"}
+    owner = pod["metadata"]["ownerReferences"][0]
+    assert owner["controller"] and owner["blockOwnerDeletion"] and owner["uid"] == "u1"
+    spec = pod["spec"]
+    assert spec["restartPolicy"] == "Never" and spec["subdomain"] == "j-workers"
+    assert spec["tolerations"] == [{"key": "gpu", "operator": "Exists"}]
+    c = spec["containers"][0]
+    assert c["resources"] == {"requests": {"cpu": "8", "memory": "64Gi"},
+                              "limits": {"nvidia.com/gpu": "8"}}
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert env["RANK"] == "3" and env["WORLD_SIZE"] == "4"
+    assert spec["initContainers"][0]["command"] == ["pip", "install", "x"]
+    term = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["nodeSelectorTerms"][0]["matchFields"][0]["values"] == ["n2"]
+
+
+def test_pinning_keeps_the_users_node_affinity_terms() -> None:
+    users = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In",
+                                                     "values": ["a"]}]}]}}}
+    j = job(at("Created"), template={"spec": {"affinity": users}})
+    terms = worker_pod(j, 0, "n0", S)["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms[0]["matchExpressions"][0]["key"] == "zone"
+    assert terms[0]["matchFields"][0]["values"] == ["n0"]
+
+
+def test_cpu_only_worker_requests_no_gpu() -> None:
+    pod = worker_pod(job(at("Created"), gpusPerWorker=0), 0, None, S)
+    assert "resources" not in pod["spec"]["containers"][0]
+    assert "affinity" not in pod["spec"]
+
+
+def test_headless_service() -> None:
+    svc = workers_service(job(), S)
+    assert svc["metadata"]["name"] == "j-workers" and svc["spec"]["clusterIP"] == "None"
+    assert svc["spec"]["selector"] == {"training.dev/job-name": "j"}
