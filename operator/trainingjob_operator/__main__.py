@@ -20,8 +20,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     namespaces = args.namespace or [n for n in os.environ.get(
         "TRAININGJOB_NAMESPACES", "").split(",") if n]
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
+    if not args.verbose:  # one line per handled event is noise at 10,000 jobs
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     kopf.run(standalone=True, clusterwide=not namespaces, namespaces=namespaces)
 
 

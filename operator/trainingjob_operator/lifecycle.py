@@ -147,6 +147,8 @@ def transition(job: TrainingJob, phase: Phase, reason: str, message: str, now: d
     status = old.model_copy(update=update)
     if status.workers is None:
         status = _with_counts(status, WorkerCounts(total=job.spec.workers))
+    if phase.terminal and status.workers is not None:  # nothing runs in a finished job
+        status = _with_counts(status, status.workers.model_copy(update={"ready": 0}))
     return status
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.kube import Kubectl, eventually, status_of
+from tests.kube import Kubectl, status_of
 
 pytestmark = [pytest.mark.kwok, pytest.mark.usefixtures("running_operator")]
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
@@ -51,8 +51,7 @@ def test_every_example_ends_as_it_says(namespaces: dict[Path, Kubectl]) -> None:
         phase, reason = str(job["metadata"]["annotations"][  # type: ignore[index]
             "training.dev/example-expects"]).split("/")
         if reason in ("WorkerLost", "StoppedByUser"):  # these need a person's action
-            eventually(lambda k=k, name=name: status_of(k, name).get("phase") == "Running",
-                       timeout=60, what=f"{name} Running")
+            k.wait(f"tj/{name}", "jsonpath={.status.phase}=Running", timeout=60)
             if reason == "WorkerLost":
                 k.run("delete", "pod", f"{name}-worker-0", "--wait=false")
             else:

@@ -1,0 +1,90 @@
+"""`make bench`: N one-worker TrainingJobs applied at once on a fresh devcluster.
+
+Measures the time from the apply until every job is Completed, and the operator's peak
+resident memory (VmHWM), over --repeat runs; prints each run and the median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from devcluster import build
+from tests.kube import Kubectl, training_job
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / ".devcluster-bench"
+
+
+def _peak_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def one_run(kubectl: Kubectl, jobs: int, run_duration: str, index: int) -> tuple[float, float]:
+    ns = f"bench-{index}"
+    kubectl.run("create", "namespace", ns)
+    k = kubectl.in_namespace(ns)
+    env = {**os.environ, "KUBECONFIG": str(kubectl.kubeconfig)}
+    op = subprocess.Popen([sys.executable, "-m", "trainingjob_operator"], cwd=ROOT, env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(3)  # the operator's initial listing
+        items = [training_job(f"job-{i}", annotations={"outcome": "succeed",
+                                                        "run-duration": run_duration})
+                 for i in range(jobs)]
+        started = time.monotonic()
+        k.run("apply", "-f", "-", input_text=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                          "items": items}))
+        while True:
+            phases = k.run("get", "tj", "-o", "jsonpath={.items[*].status.phase}").stdout.split()
+            if phases.count("Completed") == jobs:
+                break
+            if time.monotonic() - started > 900:
+                raise SystemExit(f"timed out: {phases.count('Completed')}/{jobs} Completed")
+            time.sleep(0.5)
+        elapsed = time.monotonic() - started
+        peak = _peak_kib(op.pid) / 1024
+    finally:
+        op.terminate()
+        op.wait(timeout=30)
+    kubectl.run("delete", "namespace", ns, "--wait=false")
+    return elapsed, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--run-duration", default="2s", help="how long each job trains")
+    args = parser.parse_args()
+    devcluster = [sys.executable, "-m", "devcluster", "--dir", str(DATA)]
+    subprocess.run([*devcluster, "down"], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run([*devcluster, "up"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    try:
+        kubectl = Kubectl(build.ensure_binaries() / "kubectl", DATA / "kubeconfig")
+        kubectl.run("apply", "-f", str(ROOT / "crds"))
+        kubectl.run("wait", "--for=condition=Established", "crd/trainingjobs.training.dev")
+        results = []
+        for i in range(args.repeat):
+            elapsed, peak = one_run(kubectl, args.jobs, args.run_duration, i)
+            results.append((elapsed, peak))
+            print(f"run {i + 1}: {args.jobs} jobs Completed in {elapsed:.1f}s, "
+                  f"operator peak RSS {peak:.0f} MiB", flush=True)
+        print(f"median: {statistics.median(r[0] for r in results):.1f}s to all Completed, "
+              f"peak RSS {statistics.median(r[1] for r in results):.0f} MiB "
+              f"({args.jobs} one-worker 1-GPU jobs of {args.run_duration} on 4x8 GPUs)")
+    finally:
+        subprocess.run([*devcluster, "down"], cwd=ROOT, capture_output=True)
+
+
+if __name__ == "__main__":
+    main()
