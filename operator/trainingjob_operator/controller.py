@@ -15,11 +15,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from pydantic import ValidationError
-
 from trainingjob_operator import admission, lifecycle, render
 from trainingjob_operator.kube import Kube
-from trainingjob_operator.models import ADMITTED, ObjectMeta, Phase, TrainingJob
+from trainingjob_operator.models import (
+    ADMITTED,
+    Phase,
+    TrainingJob,
+    TrainingJobStatus,
+    Unreadable,
+)
 from trainingjob_operator.pods import PodView
 from trainingjob_operator.settings import Settings
 from trainingjob_operator.timeutil import format_time
@@ -39,7 +43,7 @@ class Store(Protocol):
 
 @dataclass
 class Indexes:
-    jobs: Store      # (ns, name) -> [raw TrainingJob body]
+    jobs: Store      # (ns, name) -> [TrainingJob | Unreadable], parsed once per event
     pods: Store      # (ns, job) -> [PodView] of that job's workers
     usage: Store     # node -> [PodView] of pods there that request extended resources
     nodes: Store     # name -> [NodeView]
@@ -51,7 +55,7 @@ def _first(store: Store, key: Any) -> Any:
     return next(iter(store[key]), None)
 
 
-def dump_status(job: TrainingJob, status: Any) -> dict[str, Any]:
+def dump_status(status: TrainingJobStatus) -> dict[str, Any]:
     out: dict[str, Any] = status.model_dump(by_alias=True, mode="json", exclude={"kopf"})
     return out
 
@@ -90,15 +94,10 @@ class Controller:
         self.wake.set()
 
     # -- one job ---------------------------------------------------------------------------
-    def _job(self, key: Key) -> tuple[TrainingJob | None, dict[str, Any] | None]:
+    def _job(self, key: Key) -> TrainingJob | Unreadable | None:
         assert self.indexes is not None
-        body = _first(self.indexes.jobs, key)
-        if body is None:
-            return None, None
-        try:
-            return TrainingJob.model_validate(body), body
-        except ValidationError as err:
-            return None, {**body, "_error": err}
+        found: TrainingJob | Unreadable | None = _first(self.indexes.jobs, key)
+        return found
 
     def _pods(self, key: Key) -> list[PodView]:
         assert self.indexes is not None
@@ -109,10 +108,11 @@ class Controller:
             return
         lock = self.locks.setdefault(key, asyncio.Lock())
         async with lock:
-            job, raw = self._job(key)
+            job = self._job(key)
             if job is None:
-                if raw is not None:
-                    await self._invalid(raw)
+                return
+            if isinstance(job, Unreadable):
+                await self._invalid(job)
                 return
             if job.metadata.deletion_timestamp:
                 return  # garbage collection removes the pods; nothing to decide
@@ -124,23 +124,19 @@ class Controller:
                 log.exception("reconciling %s/%s failed; retrying in %ss", *key, RETRY_SECONDS)
                 self.recheck[key] = now + timedelta(seconds=RETRY_SECONDS)
 
-    async def _invalid(self, raw: dict[str, Any]) -> None:
-        """An object the models cannot read (e.g. stored before a schema change) ends in
-        DeployFailed/InvalidSpec instead of crashing the operator."""
-        meta = ObjectMeta.model_validate(raw.get("metadata", {}))
-        if (raw.get("status") or {}).get("phase"):
+    async def _invalid(self, job: Unreadable) -> None:
+        """An object the models cannot read ends in DeployFailed/InvalidSpec, once,
+        instead of crashing the operator."""
+        if job.phase:
             return
-        error = raw["_error"]
-        problems = "; ".join(f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                             for e in error.errors())
-        message = f"the spec cannot be read: {problems}"
+        message = f"the spec cannot be read: {job.problems}"
         stamp = format_time(datetime.now(UTC))
         status = {"phase": Phase.DEPLOY_FAILED.value, "reason": "InvalidSpec",
                   "message": message, "phaseTime": stamp,
                   "history": [{"phase": "DeployFailed", "reason": "InvalidSpec",
                                "message": message, "time": stamp}]}
-        if await self.kube.patch_status(meta, status):
-            await self.kube.event(meta, "Warning", "InvalidSpec", message)
+        if await self.kube.patch_status(job.metadata, status):
+            await self.kube.event(job.metadata, "Warning", "InvalidSpec", message)
 
     async def execute(self, job: TrainingJob, decision: lifecycle.Decision,
                       now: datetime) -> None:
@@ -167,7 +163,7 @@ class Controller:
             self.recheck.pop(key, None)
         if decision.status is None:
             return
-        written = await self.kube.patch_status(job.metadata, dump_status(job, decision.status))
+        written = await self.kube.patch_status(job.metadata, dump_status(decision.status))
         if written is None:
             return  # stale decision: the next event re-decides from fresh state
         if decision.event is not None:
@@ -217,8 +213,8 @@ class Controller:
         assert self.indexes is not None
         jobs: dict[Key, TrainingJob] = {}
         for key in list(self.indexes.jobs):
-            job, _ = self._job(key)
-            if job is not None and not job.metadata.deletion_timestamp:
+            job = self._job(key)
+            if isinstance(job, TrainingJob) and not job.metadata.deletion_timestamp:
                 jobs[key] = job
         self._prune_granted(jobs)
         pending = {k: j for k, j in jobs.items()
@@ -235,7 +231,7 @@ class Controller:
             job = pending[key]
             async with self.locks.setdefault(key, asyncio.Lock()):
                 status = lifecycle.admit(job, placement, now, self.settings)
-                version = await self.kube.patch_status(job.metadata, dump_status(job, status))
+                version = await self.kube.patch_status(job.metadata, dump_status(status))
                 if version is None:
                     continue
                 self.granted[key] = Granted(version, job.status.attempt, job.spec.gpu_resource,
@@ -245,7 +241,7 @@ class Controller:
             job = pending[w.key]
             queued = lifecycle.waiting(job, w, now, self.settings)
             if queued is not None:
-                await self.kube.patch_status(job.metadata, dump_status(job, queued))
+                await self.kube.patch_status(job.metadata, dump_status(queued))
 
     async def sweep(self) -> None:
         now = datetime.now(UTC)

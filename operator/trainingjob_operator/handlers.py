@@ -16,6 +16,7 @@ from trainingjob_operator import GROUP, PLURAL, VERSION
 from trainingjob_operator.admission import NodeView, parse_node
 from trainingjob_operator.controller import Controller, Indexes
 from trainingjob_operator.kube import Kube
+from trainingjob_operator.models import TrainingJob, Unreadable, read_job
 from trainingjob_operator.pods import JOB_LABEL, PodView, parse_pod
 from trainingjob_operator.settings import Settings
 
@@ -43,8 +44,8 @@ async def stop_loop(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.index(*JOBS)
-def jobs_idx(body: kopf.Body, **kwargs: Any) -> dict[Any, Any]:
-    return {(body.metadata.namespace, body.metadata.name): dict(body)}
+def jobs_idx(body: kopf.Body, **kwargs: Any) -> dict[Any, TrainingJob | Unreadable]:
+    return {(body.metadata.namespace, body.metadata.name): read_job(dict(body))}
 
 
 @kopf.index("pods", labels={JOB_LABEL: kopf.PRESENT})

@@ -6,7 +6,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 IntOrString = Annotated[int | str, WithJsonSchema({"x-kubernetes-int-or-string": True})]
@@ -212,3 +212,25 @@ class TrainingJob(Model):
     @property
     def total_gpus(self) -> int:
         return self.spec.workers * self.spec.gpus_per_worker
+
+
+class Unreadable(Model):
+    """A TrainingJob the models cannot parse (e.g. stored before a schema change)."""
+
+    metadata: ObjectMeta
+    problems: str
+    phase: str | None = None
+
+
+def read_job(body: dict[str, Any]) -> TrainingJob | Unreadable:
+    """Parse once, at the watch boundary; never raise on what a user could store."""
+    try:
+        return TrainingJob.model_validate(body)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                             for e in err.errors())
+        meta = body.get("metadata") or {}
+        return Unreadable(metadata=ObjectMeta.model_validate(
+            {k: v for k, v in meta.items() if k in ("name", "namespace", "uid",
+                                                    "resourceVersion", "generation")}),
+            problems=problems, phase=(body.get("status") or {}).get("phase"))
