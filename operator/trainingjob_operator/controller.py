@@ -26,7 +26,6 @@ from trainingjob_operator.models import (
 )
 from trainingjob_operator.pods import PodView
 from trainingjob_operator.settings import Settings
-from trainingjob_operator.timeutil import format_time
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
@@ -129,18 +128,27 @@ class Controller:
         instead of crashing the operator."""
         if job.phase:
             return
-        message = f"the spec cannot be read: {job.problems}"
-        stamp = format_time(datetime.now(UTC))
-        status = {"phase": Phase.DEPLOY_FAILED.value, "reason": "InvalidSpec",
-                  "message": message, "phaseTime": stamp,
-                  "history": [{"phase": "DeployFailed", "reason": "InvalidSpec",
-                               "message": message, "time": stamp}]}
+        status, message = lifecycle.unreadable(job.problems, datetime.now(UTC))
         if await self.kube.patch_status(job.metadata, status):
             await self.kube.event(job.metadata, "Warning", "InvalidSpec", message)
 
     async def execute(self, job: TrainingJob, decision: lifecycle.Decision,
                       now: datetime) -> None:
+        """Status first, then actions: a decision made on stale state is refused by the
+        resourceVersion precondition before it can touch a pod, and a crash between the
+        two leaves a status from which the next reconcile finishes the actions."""
         key = (job.metadata.namespace, job.metadata.name)
+        if decision.recheck_at is not None:
+            self.recheck[key] = decision.recheck_at
+        else:
+            self.recheck.pop(key, None)
+        if decision.status is not None:
+            written = await self.kube.patch_status(job.metadata, dump_status(decision.status))
+            if written is None:
+                return  # stale decision: the next event re-decides from fresh state
+            job = job.model_copy(update={
+                "status": decision.status,
+                "metadata": job.metadata.model_copy(update={"resource_version": written})})
         for action in decision.actions:
             if isinstance(action, lifecycle.DeletePod):
                 await self.kube.delete_pod(job.metadata.namespace, action.name,
@@ -154,18 +162,16 @@ class Controller:
                 pod = render.worker_pod(job, action.index, action.node, self.settings)
                 created = await self.kube.create(pod)
                 if not created.ok:
+                    await self._announce(job, decision)
                     rejected = lifecycle.pod_rejected(job, action.index, created.rejected or "",
                                                       now, self.settings)
                     return await self.execute(job, rejected, now)
-        if decision.recheck_at is not None:
-            self.recheck[key] = decision.recheck_at
-        else:
-            self.recheck.pop(key, None)
+        await self._announce(job, decision)
+
+    async def _announce(self, job: TrainingJob, decision: lifecycle.Decision) -> None:
+        """The Event of a transition that was written; wake the queue if capacity moved."""
         if decision.status is None:
             return
-        written = await self.kube.patch_status(job.metadata, dump_status(decision.status))
-        if written is None:
-            return  # stale decision: the next event re-decides from fresh state
         if decision.event is not None:
             await self.kube.event(job.metadata, decision.event.type, decision.event.reason,
                                   decision.event.message)

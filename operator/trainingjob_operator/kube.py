@@ -40,12 +40,17 @@ def _reason(err: ApiException) -> str:
 
 
 class Kube:
-    def __init__(self) -> None:
+    def __init__(self, kubeconfig: str | None = None) -> None:
+        """In a pod: its service account. Else `kubeconfig`, else $KUBECONFIG as it is now
+        (the client's own default is read once, at import)."""
         configuration = client.Configuration()
-        if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
-            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        kubeconfig = kubeconfig or os.environ.get("KUBECONFIG")
+        if os.environ.get("KUBERNETES_SERVICE_HOST") and not kubeconfig:
+            config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration)
         else:
-            config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, client_configuration=configuration)
         configuration.connection_pool_maxsize = 32
         self.api = client.ApiClient(configuration)
         self.core = client.CoreV1Api(self.api)

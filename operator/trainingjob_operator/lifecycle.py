@@ -368,3 +368,16 @@ def pod_rejected(job: TrainingJob, worker: int, error: str, now: datetime,
     return _moved(job, Phase.DEPLOY_FAILED, "PodRejected",
                   f"the API server rejected worker {worker}'s pod: {error}; fix the quota, "
                   "policy or spec field it names", now, settings, reservation=None)
+
+
+def unreadable(problems: str, now: datetime) -> tuple[dict[str, object], str]:
+    """The status patch for a job the models cannot parse (there is no model to build on)."""
+    message = f"the spec cannot be read: {problems}; fix the fields named and create the " \
+              "TrainingJob again"
+    stamp = format_time(now)
+    status: dict[str, object] = {
+        "phase": Phase.DEPLOY_FAILED.value, "reason": "InvalidSpec", "message": message,
+        "phaseTime": stamp, "completionTime": stamp,
+        "history": [{"phase": Phase.DEPLOY_FAILED.value, "reason": "InvalidSpec",
+                     "message": message, "time": stamp}]}
+    return status, message

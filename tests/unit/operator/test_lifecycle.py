@@ -218,3 +218,11 @@ def test_edges_are_exactly_the_design_table() -> None:
         (Phase.DEPLOYING, Phase.DEPLOY_FAILED)}
     assert {a for a, b in EDGES if b is Phase.FAILED} == {Phase.DEPLOYING, Phase.RUNNING}
     assert not any(a is not None and a.terminal for a, _ in EDGES)
+
+
+def test_unreadable_job_gets_a_terminal_invalid_spec_status() -> None:
+    status, message = lifecycle.unreadable("spec.workers: not an int", NOW)
+    assert status["phase"] == "DeployFailed" and status["reason"] == "InvalidSpec"
+    assert message.startswith("the spec cannot be read: spec.workers: not an int")
+    assert status["history"] == [{"phase": "DeployFailed", "reason": "InvalidSpec",
+                                  "message": message, "time": "2026-01-01T12:00:00Z"}]
