@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -18,11 +19,20 @@ def _ends(ns: Kubectl, name: str, phase: str, reason: str, timeout: int = 60) ->
     return status
 
 
+def _seconds_in(status: dict[str, Any], phase: str) -> float:
+    """How long the job stayed in `phase`, from its history."""
+    times = [datetime.fromisoformat(h["time"]) for h in status["history"]]
+    i = next(i for i, h in enumerate(status["history"]) if h["phase"] == phase)
+    return (times[i + 1] - times[i]).total_seconds()
+
+
 def test_invalid_image_name_fails_deploy_at_once(ns: Kubectl) -> None:
     ns.apply(training_job("badname", image="Team/Train:latest!!",
                           annotations={"outcome": "invalid-image"}))
-    message = _ends(ns, "badname", "DeployFailed", "InvalidImageName")["message"]
-    assert "worker 0 (pod badname-worker-0)" in message and "fix spec.image" in message
+    status = _ends(ns, "badname", "DeployFailed", "InvalidImageName")
+    assert "worker 0 (pod badname-worker-0)" in status["message"]
+    assert "fix spec.image" in status["message"]
+    assert _seconds_in(status, "Deploying") < 3  # no grace for a name that can never work
 
 
 def test_image_pull_error_fails_deploy_after_the_grace_period(ns: Kubectl) -> None:
@@ -30,6 +40,7 @@ def test_image_pull_error_fails_deploy_after_the_grace_period(ns: Kubectl) -> No
                           annotations={"outcome": "image-pull-error"}))
     status = _ends(ns, "nopull", "DeployFailed", "ImagePullFailed")
     assert "cannot pull image 'team/missing:9'" in status["message"]
+    assert _seconds_in(status, "Deploying") >= 3  # the operator's grace is 4 s from pod start
     assert "imagePullSecrets" in status["message"]
     assert ns.json("get", "pods")["items"] == [] or all(
         p["metadata"].get("deletionTimestamp") for p in ns.json("get", "pods")["items"])
@@ -39,8 +50,9 @@ def test_image_pull_error_fails_deploy_after_the_grace_period(ns: Kubectl) -> No
 def test_container_config_errors_fail_deploy_after_the_grace_period(ns: Kubectl,
                                                                     outcome: str) -> None:
     ns.apply(training_job("nocfg", annotations={"outcome": outcome}))
-    message = _ends(ns, "nocfg", "DeployFailed", "ContainerConfigError")["message"]
-    assert "container trainer cannot be created" in message
+    status = _ends(ns, "nocfg", "DeployFailed", "ContainerConfigError")
+    assert "container trainer cannot be created" in status["message"]
+    assert _seconds_in(status, "Deploying") >= 3
 
 
 def test_failed_setup_fails_deploy(ns: Kubectl) -> None:

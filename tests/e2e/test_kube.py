@@ -1,0 +1,48 @@
+"""kube.py against the real API server: the guarantees the controller builds on."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from trainingjob_operator.kube import Kube
+from trainingjob_operator.models import ObjectMeta
+
+from tests.conftest import Cluster, Operator
+from tests.kube import Kubectl, training_job
+
+
+@pytest.fixture
+def kube(cluster: Cluster, operator: Operator) -> Kube:
+    return Kube(str(cluster.kubeconfig))
+
+
+def _meta(ns: Kubectl, name: str) -> ObjectMeta:
+    return ObjectMeta.model_validate(ns.json("get", "tj", name)["metadata"])
+
+
+def test_status_write_on_stale_state_is_refused(ns: Kubectl, kube: Kube) -> None:
+    ns.apply(training_job("cas", template={"spec": {"nodeSelector": {"nowhere": "x"}}}))
+    stale = _meta(ns, "cas")
+    ns.run("label", "tj", "cas", "touched=yes")  # anyone's write moves resourceVersion on
+    refused = asyncio.run(kube.patch_status(stale, {"message": "decided on stale state"}))
+    assert refused is None
+    assert ns.json("get", "tj", "cas").get("status", {}).get("message") != \
+        "decided on stale state"
+    fresh = _meta(ns, "cas")
+    written = asyncio.run(kube.patch_status(fresh, {"message": "decided on fresh state"}))
+    assert written is not None and written != fresh.resource_version
+    assert ns.json("get", "tj", "cas")["status"]["message"] == "decided on fresh state"
+
+
+def test_create_counts_an_existing_pod_as_created_and_reports_refusals(
+        ns: Kubectl, kube: Kube) -> None:
+    pod: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "p", "namespace": ns.namespace},
+           "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    assert asyncio.run(kube.create(pod)).ok
+    assert asyncio.run(kube.create(pod)).ok  # AlreadyExists is success
+    ns.run("create", "quota", "none", "--hard=pods=0")
+    refused = asyncio.run(kube.create({**pod, "metadata": {**pod["metadata"], "name": "q"}}))
+    assert not refused.ok and "exceeded quota: none" in str(refused.rejected)
