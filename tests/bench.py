@@ -29,7 +29,20 @@ def _peak_kib(pid: int) -> int:
     return 0
 
 
-def one_run(kubectl: Kubectl, jobs: int, run_duration: str, index: int) -> tuple[float, float]:
+def status_patches(kubectl: Kubectl) -> dict[str, float]:
+    """TrainingJob status PATCHes the API server has served so far, by response code
+    (only the operator writes that status)."""
+    counts: dict[str, float] = {}
+    for line in kubectl.run("get", "--raw", "/metrics").stdout.splitlines():
+        if (line.startswith("apiserver_request_total{") and 'resource="trainingjobs"' in line
+                and 'subresource="status"' in line and 'verb="PATCH"' in line):
+            code = line.split('code="', 1)[1].split('"', 1)[0]
+            counts[code] = counts.get(code, 0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def one_run(kubectl: Kubectl, jobs: int, run_duration: str,
+            index: int) -> tuple[float, float, dict[str, float], int]:
     ns = f"bench-{index}"
     kubectl.run("create", "namespace", ns)
     k = kubectl.in_namespace(ns)
@@ -41,6 +54,7 @@ def one_run(kubectl: Kubectl, jobs: int, run_duration: str, index: int) -> tuple
         items = [training_job(f"job-{i}", annotations={"outcome": "succeed",
                                                         "run-duration": run_duration})
                  for i in range(jobs)]
+        before = status_patches(kubectl)
         started = time.monotonic()
         k.run("apply", "-f", "-", input_text=json.dumps({"apiVersion": "v1", "kind": "List",
                                                           "items": items}))
@@ -53,11 +67,15 @@ def one_run(kubectl: Kubectl, jobs: int, run_duration: str, index: int) -> tuple
             time.sleep(0.5)
         elapsed = time.monotonic() - started
         peak = _peak_kib(op.pid) / 1024
+        after = status_patches(kubectl)
+        patches = {c: after[c] - before.get(c, 0) for c in after if after[c] - before.get(c, 0)}
+        events = len(k.json("get", "events", "--field-selector",
+                            "involvedObject.kind=TrainingJob")["items"])
     finally:
         op.terminate()
         op.wait(timeout=30)
     kubectl.run("delete", "namespace", ns, "--wait=false")
-    return elapsed, peak
+    return elapsed, peak, patches, events
 
 
 def main() -> None:
@@ -75,10 +93,12 @@ def main() -> None:
         kubectl.run("wait", "--for=condition=Established", "crd/trainingjobs.training.dev")
         results = []
         for i in range(args.repeat):
-            elapsed, peak = one_run(kubectl, args.jobs, args.run_duration, i)
+            elapsed, peak, patches, events = one_run(kubectl, args.jobs, args.run_duration, i)
             results.append((elapsed, peak))
+            written = patches.get("200", 0)
             print(f"run {i + 1}: {args.jobs} jobs Completed in {elapsed:.1f}s, "
-                  f"operator peak RSS {peak:.0f} MiB", flush=True)
+                  f"operator peak RSS {peak:.0f} MiB, status writes {written / args.jobs:.2f}"
+                  f"/job (by code: {patches}), events {events / args.jobs:.2f}/job", flush=True)
         print(f"median: {statistics.median(r[0] for r in results):.1f}s to all Completed, "
               f"peak RSS {statistics.median(r[1] for r in results):.0f} MiB "
               f"({args.jobs} one-worker 1-GPU jobs of {args.run_duration} on 4x8 GPUs)")
