@@ -113,3 +113,13 @@ def phases(ns: Kubectl, name: str) -> list[str]:
 def wait_phase(ns: Kubectl, name: str, phase: str, timeout: int = 60) -> dict[str, Any]:
     ns.wait(f"trainingjob/{name}", f"jsonpath={{.status.phase}}={phase}", timeout=timeout)
     return status_of(ns, name)
+
+
+def gpu_pods_on_nodes(kubectl: Kubectl) -> list[str]:
+    """Pods anywhere that hold GPUs on a node (bound and not finished): tests that count
+    free GPUs wait for earlier tests' pods to be gone first."""
+    pods = kubectl.json("get", "pods", "--all-namespaces")["items"]
+    return [p["metadata"]["name"] for p in pods if p["spec"].get("nodeName") and any(
+        "nvidia.com/gpu" in c.get("resources", {}).get("limits", {})
+        for c in p["spec"]["containers"]) and p["status"].get("phase") not in (
+        "Succeeded", "Failed")]

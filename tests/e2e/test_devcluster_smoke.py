@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.kube import Kubectl, eventually, pod
+from tests.kube import Kubectl, eventually, gpu_pods_on_nodes, pod
 
 GPU = "nvidia.com/gpu"
 
@@ -18,14 +18,6 @@ GPU = "nvidia.com/gpu"
 def _gpu_nodes(kubectl: Kubectl) -> dict[str, int]:
     nodes = kubectl.json("get", "nodes")["items"]
     return {n["metadata"]["name"]: int(n["status"]["allocatable"].get(GPU, "0")) for n in nodes}
-
-
-def _gpu_pods_on_nodes(kubectl: Kubectl) -> list[str]:
-    """Pods anywhere that hold GPUs on a node (bound and not yet deleted)."""
-    pods = kubectl.json("get", "pods", "--all-namespaces")["items"]
-    return [p["metadata"]["name"] for p in pods if p["spec"].get("nodeName") and any(
-        GPU in c.get("resources", {}).get("limits", {}) for c in p["spec"]["containers"])
-        and p["status"].get("phase") not in ("Succeeded", "Failed")]
 
 
 @pytest.mark.kwok
@@ -49,7 +41,7 @@ def test_gpu_pod_is_scheduled_on_a_gpu_node_runs_and_succeeds(ns: Kubectl) -> No
 @pytest.mark.kwok
 def test_gpu_pod_beyond_capacity_stays_unschedulable_until_a_node_frees(
         ns: Kubectl, kubectl: Kubectl) -> None:
-    eventually(lambda: not _gpu_pods_on_nodes(kubectl), what="earlier tests' GPU pods to go")
+    eventually(lambda: not gpu_pods_on_nodes(kubectl), what="earlier tests' GPU pods to go")
     nodes = _gpu_nodes(kubectl)
     full = [name for name, gpus in nodes.items() if gpus >= 8]
     assert full, f"no node with 8 GPUs: {nodes}"

@@ -44,6 +44,10 @@ def test_examples_exist_for_every_failure_row() -> None:
 
 def test_every_example_ends_as_it_says(namespaces: dict[Path, Kubectl]) -> None:
     for path, k in namespaces.items():
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc["kind"] == "ResourceQuota":  # a quota is enforced once it is computed
+                k.apply(doc)
+                k.wait(f"quota/{doc['metadata']['name']}", "jsonpath={.status.hard}")
         k.run("apply", "-f", str(path))
     for path, k in namespaces.items():
         job = _job(path)

@@ -44,5 +44,6 @@ def test_create_counts_an_existing_pod_as_created_and_reports_refusals(
     assert asyncio.run(kube.create(pod)).ok
     assert asyncio.run(kube.create(pod)).ok  # AlreadyExists is success
     ns.run("create", "quota", "none", "--hard=pods=0")
+    ns.wait("quota/none", "jsonpath={.status.hard.pods}=0")  # enforced once computed
     refused = asyncio.run(kube.create({**pod, "metadata": {**pod["metadata"], "name": "q"}}))
     assert not refused.ok and "exceeded quota: none" in str(refused.rejected)

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from tests.kube import Kubectl, eventually, status_of, training_job, wait_phase
+from tests.kube import (
+    Kubectl,
+    eventually,
+    gpu_pods_on_nodes,
+    status_of,
+    training_job,
+    wait_phase,
+)
 
 pytestmark = [pytest.mark.kwok, pytest.mark.usefixtures("running_operator")]
 
 
 def test_job_larger_than_free_gpus_waits_then_is_admitted_when_another_finishes(
-        ns: Kubectl) -> None:
+        ns: Kubectl, kubectl: Kubectl) -> None:
+    eventually(lambda: not gpu_pods_on_nodes(kubectl), what="earlier tests' GPU pods to go")
     ns.apply(training_job("big", workers=3, gpus=8,
                           annotations={"outcome": "succeed", "run-duration": "6s"}))
     wait_phase(ns, "big", "Running")

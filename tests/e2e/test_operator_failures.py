@@ -73,6 +73,7 @@ def test_unschedulable_past_deploy_seconds_fails_deploy(ns: Kubectl) -> None:
 
 def test_pod_rejected_by_the_api_fails_deploy(ns: Kubectl) -> None:
     ns.run("create", "quota", "no-pods", "--hard=pods=0")
+    ns.wait("quota/no-pods", "jsonpath={.status.hard.pods}=0")  # enforced once computed
     ns.apply(training_job("refused"))
     message = _ends(ns, "refused", "DeployFailed", "PodRejected")["message"]
     assert "exceeded quota: no-pods" in message
