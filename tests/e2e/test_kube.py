@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,8 +15,14 @@ from tests.kube import Kubectl, training_job
 
 
 @pytest.fixture
-def kube(cluster: Cluster, operator: Operator) -> Kube:
-    return Kube(str(cluster.kubeconfig))
+def kube(cluster: Cluster, operator: Operator) -> Iterator[Kube]:
+    """The API as the operator's kube.py sees it, with the operator itself stopped so that
+    nobody else writes the objects under test (the operator fixture installed the CRD)."""
+    operator.stop()
+    try:
+        yield Kube(str(cluster.kubeconfig))
+    finally:
+        operator.start()
 
 
 def _meta(ns: Kubectl, name: str) -> ObjectMeta:

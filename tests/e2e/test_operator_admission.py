@@ -16,9 +16,17 @@ from tests.kube import (
 pytestmark = [pytest.mark.kwok, pytest.mark.usefixtures("running_operator")]
 
 
+def _active_jobs(kubectl: Kubectl) -> list[str]:
+    """TrainingJobs anywhere that may hold a GPU reservation."""
+    jobs = kubectl.json("get", "trainingjobs", "--all-namespaces")["items"]
+    return [j["metadata"]["name"] for j in jobs
+            if (j.get("status") or {}).get("phase") in ("Created", "Deploying", "Running")]
+
+
 def test_job_larger_than_free_gpus_waits_then_is_admitted_when_another_finishes(
         ns: Kubectl, kubectl: Kubectl) -> None:
-    eventually(lambda: not gpu_pods_on_nodes(kubectl), what="earlier tests' GPU pods to go")
+    eventually(lambda: not gpu_pods_on_nodes(kubectl) and not _active_jobs(kubectl),
+               what="earlier tests' GPU pods and jobs to go")
     ns.apply(training_job("big", workers=3, gpus=8,
                           annotations={"outcome": "succeed", "run-duration": "6s"}))
     wait_phase(ns, "big", "Running")
