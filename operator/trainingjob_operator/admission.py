@@ -1,39 +1,31 @@
-"""Pure: GPU capacity accounting and the gang admission queue (DESIGN.md §5).
+"""Pure: GPU capacity accounting and the gang admission queue (DESIGN.md §5, docs/queue.md).
 
 Free GPUs on a node = its allocatable, minus requests of its non-terminal pods, minus what
 admitted jobs hold reserved there for workers whose pods are not bound yet. A job is admitted
-only when every worker fits at once; its placement (one node per worker) is the reservation.
+only when every worker fits at once on nodes it may run on; its placement (one node per
+worker) is the reservation.
+
+Queue policy: priority, then age. A job that waits for capacity *holds* the nodes it could use
+against every job of lower priority, and, once it has waited longer than the backfill window,
+against younger jobs of its own priority too. Until then those may backfill around it. A job
+that could never fit (NoNodeFits, or too big for the ready nodes) holds nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime, timedelta
 
-from trainingjob_operator.pods import PodView, whole_units
+from trainingjob_operator.models import TrainingJob
+from trainingjob_operator.nodes import NodeView, Placement, eligible
+from trainingjob_operator.pods import PodView
+from trainingjob_operator.timeutil import parse_time
 
-
-@dataclass(frozen=True)
-class NodeView:
-    name: str
-    allocatable: Mapping[str, int]
-    schedulable: bool
-
-
-def parse_node(body: Mapping[str, Any]) -> NodeView:
-    meta, spec = body.get("metadata") or {}, body.get("spec") or {}
-    status = body.get("status") or {}
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                for c in status.get("conditions") or [])
-    # The node controller's own taints (not-ready, unreachable, unschedulable) close a node.
-    closed = any(str(t.get("key", "")).startswith("node.kubernetes.io/")
-                 and t.get("effect") in ("NoSchedule", "NoExecute")
-                 for t in spec.get("taints") or [])
-    allocatable = {k: whole_units(v) for k, v in (status.get("allocatable") or {}).items()
-                   if "/" in k}
-    return NodeView(meta.get("name", ""), allocatable,
-                    ready and not closed and not spec.get("unschedulable"))
+Key = tuple[str, str]
+WAITING_FOR_CAPACITY = "WaitingForCapacity"
+NO_NODE_FITS = "NoNodeFits"
+BEHIND_HIGHER_PRIORITY = "QueuedBehindHigherPriority"
 
 
 def used(resource: str, pods: Iterable[PodView]) -> dict[str, int]:
@@ -71,57 +63,124 @@ def place(workers: int, per_worker: int, free_gpus: Mapping[str, int]) -> list[s
 class Candidate:
     """A Pending job as the queue sees it."""
 
-    key: tuple[str, str]
+    key: Key
     priority: int
     created: str
     workers: int
     per_worker: int
     resource: str
+    placement: Placement = field(default_factory=Placement)
+    waiting_since: datetime | None = None  # when this attempt entered Pending
+
+
+def candidate(key: Key, job: TrainingJob) -> Candidate:
+    spec = job.spec
+    return Candidate(key, spec.priority, job.metadata.creation_timestamp or "", spec.workers,
+                     spec.gpus_per_worker, spec.gpu_resource,
+                     Placement.of(spec.template.spec if spec.template else {}),
+                     parse_time(job.status.phase_time))
 
 
 @dataclass(frozen=True)
 class Waiting:
-    key: tuple[str, str]
-    reason: str  # WaitingForCapacity or NoNodeFits
+    key: Key
+    reason: str  # WAITING_FOR_CAPACITY, NO_NODE_FITS or BEHIND_HIGHER_PRIORITY
     needed: int
     free: int
     largest_node: int
+    position: int = 0            # 1 = next in line, among jobs still waiting cluster-wide
+    namespace_position: int = 0  # the same among jobs of its namespace
+    detail: str = ""             # for people: who holds the capacity, which nodes qualify
 
 
 @dataclass(frozen=True)
 class Plan:
-    admit: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    admit: dict[Key, list[str]] = field(default_factory=dict)
     waiting: list[Waiting] = field(default_factory=list)
 
 
 def order(candidates: Iterable[Candidate]) -> list[Candidate]:
-    """Highest priority first, then oldest, then name (a total, stable order)."""
+    """Highest priority first, then oldest, then name (a total, stable order). A retried job
+    keeps its creation time, so it keeps its place."""
     return sorted(candidates, key=lambda c: (-c.priority, c.created, c.key))
 
 
+@dataclass(frozen=True)
+class Hold:
+    """A waiting job's claim on a node, against the jobs behind it in the queue."""
+
+    key: Key
+    priority: int
+    starving: bool  # waited past the backfill window: holds against its own priority too
+
+    def closes_to(self, job: Candidate) -> bool:
+        return self.priority > job.priority or self.starving
+
+
+def _numbered(waiting: Sequence[Waiting]) -> list[Waiting]:
+    by_namespace: dict[str, int] = {}
+    out = []
+    for position, w in enumerate(waiting, start=1):
+        by_namespace[w.key[0]] = by_namespace.get(w.key[0], 0) + 1
+        out.append(Waiting(w.key, w.reason, w.needed, w.free, w.largest_node, position,
+                           by_namespace[w.key[0]], w.detail))
+    return out
+
+
 def plan(candidates: Iterable[Candidate], nodes: Iterable[NodeView],
-         free_by_resource: Mapping[str, Mapping[str, int]]) -> Plan:
-    """Admit, in queue order, every job whose whole gang fits in what is still free."""
+         free_by_resource: Mapping[str, Mapping[str, int]], now: datetime | None = None,
+         backfill_window: timedelta = timedelta(minutes=10)) -> Plan:
+    """Admit, in queue order, every job whose whole gang fits in what is free and not held
+    by a job ahead of it; say for every other job why it waits and where it stands."""
     nodes = list(nodes)
     left = {r: dict(f) for r, f in free_by_resource.items()}
-    result = Plan()
+    holds: dict[tuple[str, str], Hold] = {}  # (resource, node) -> the first job holding it
+    admit: dict[Key, list[str]] = {}
+    waiting: list[Waiting] = []
     for job in order(candidates):
         if job.per_worker == 0:
-            result.admit[job.key] = []
+            admit[job.key] = []
             continue
-        pool = left.setdefault(job.resource, {})
-        largest = max((n.allocatable.get(job.resource, 0) for n in nodes), default=0)
+        mine = [n for n in nodes if eligible(n, job.placement)]
+        largest = max((n.allocatable.get(job.resource, 0) for n in mine), default=0)
         needed = job.workers * job.per_worker
+        pool = {n.name: left.setdefault(job.resource, {}).get(n.name, 0)
+                for n in mine if n.schedulable}
         available = sum(max(v, 0) for v in pool.values())
         if largest < job.per_worker:
-            result.waiting.append(Waiting(job.key, "NoNodeFits", needed, available, largest))
+            constrained = job.placement.node_selector or job.placement.affinity_terms
+            where = "" if not constrained else (
+                f"matching {job.placement.describe()}" if mine
+                else f"no node matches {job.placement.describe()}")
+            waiting.append(Waiting(job.key, NO_NODE_FITS, needed, available, largest,
+                                   detail=where))
             continue
-        placement = place(job.workers, job.per_worker, pool)
-        if placement is None:
-            result.waiting.append(Waiting(job.key, "WaitingForCapacity", needed, available,
-                                          largest))
+        closed = {n: h for n in pool
+                  if (h := holds.get((job.resource, n))) is not None and h.closes_to(job)}
+        placement = place(job.workers, job.per_worker,
+                          {n: v for n, v in pool.items() if n not in closed})
+        if placement is not None:
+            for node in placement:
+                left[job.resource][node] -= job.per_worker
+            admit[job.key] = placement
             continue
-        for node in placement:
-            pool[node] -= job.per_worker
-        result.admit[job.key] = placement
-    return result
+        if closed and place(job.workers, job.per_worker, pool) is not None:
+            first = max(closed.values(), key=lambda h: (h.starving, h.priority))
+            why = ", waiting longer than the backfill window" if first.starving else ""
+            waiting.append(Waiting(job.key, BEHIND_HIGHER_PRIORITY, needed, available, largest,
+                                   detail=f"{first.key[0]}/{first.key[1]} (priority "
+                                   f"{first.priority}{why}) is ahead in the queue and waits "
+                                   "for the same nodes"))
+        else:
+            waiting.append(Waiting(job.key, WAITING_FOR_CAPACITY, needed, available, largest))
+        ready_capacity = {n.name: n.allocatable.get(job.resource, 0)
+                          for n in mine if n.schedulable}
+        if place(job.workers, job.per_worker, ready_capacity) is None:
+            continue  # cannot fit even on empty ready nodes: holding would block for nothing
+        starving = job.waiting_since is not None and now is not None and \
+            now - job.waiting_since >= backfill_window
+        for n in ready_capacity:
+            holds.setdefault((job.resource, n), Hold(job.key, job.priority, starving))
+            if starving and not holds[(job.resource, n)].starving:
+                holds[(job.resource, n)] = Hold(job.key, job.priority, starving)
+    return Plan(admit, _numbered(waiting))

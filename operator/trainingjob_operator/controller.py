@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 
 from trainingjob_operator import admission, lifecycle, render
 from trainingjob_operator.kube import Kube
+from trainingjob_operator.metrics import Metrics
 from trainingjob_operator.models import (
     ADMITTED,
     Phase,
@@ -24,8 +26,10 @@ from trainingjob_operator.models import (
     TrainingJobStatus,
     Unreadable,
 )
+from trainingjob_operator.nodes import NodeView
 from trainingjob_operator.pods import PodView
 from trainingjob_operator.settings import Settings
+from trainingjob_operator.timeutil import format_time
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
@@ -44,14 +48,16 @@ class Store(Protocol):
 class Indexes:
     jobs: Store      # (ns, name) -> [TrainingJob | Unreadable], parsed once per event
     pods: Store      # (ns, job) -> [PodView] of that job's workers
-    usage: Store     # node -> [PodView] of pods there that request extended resources
+    usage: Store     # node -> [PodView] of pods there that are workers or use GPUs
     nodes: Store     # name -> [NodeView]
 
 
+def _values(store: Store, key: Any) -> list[Any]:
+    return list(store[key]) if key in store else []
+
+
 def _first(store: Store, key: Any) -> Any:
-    if key not in store:
-        return None
-    return next(iter(store[key]), None)
+    return next(iter(_values(store, key)), None)
 
 
 def dump_status(status: TrainingJobStatus) -> dict[str, Any]:
@@ -80,6 +86,14 @@ class Controller:
     locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
     recheck: dict[Key, datetime] = field(default_factory=dict)
     granted: dict[Key, Granted] = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=Metrics)
+    # Nodes seen DELETED (lost at once) and nodes missing from the index without a DELETED
+    # event (e.g. removed while the operator was down): those count as NotReady since first
+    # missed, so a watch that is a moment behind never fails a gang.
+    deleted_nodes: set[str] = field(default_factory=set)
+    missing_nodes: dict[str, datetime] = field(default_factory=dict)
+    queue_tokens: float = 0.0
+    queue_tokens_at: float = field(default_factory=time.monotonic)
 
     def attach(self, indexes: Indexes) -> None:
         if self.indexes is None:
@@ -100,7 +114,34 @@ class Controller:
 
     def _pods(self, key: Key) -> list[PodView]:
         assert self.indexes is not None
-        return list(self.indexes.pods[key]) if key in self.indexes.pods else []
+        return _values(self.indexes.pods, key)
+
+    def node(self, name: str) -> NodeView | None:
+        """The node as the index shows it; None when it is known to be deleted."""
+        assert self.indexes is not None
+        view: NodeView | None = _first(self.indexes.nodes, name)
+        if view is not None:
+            self.deleted_nodes.discard(name)
+            self.missing_nodes.pop(name, None)
+            return view
+        if name in self.deleted_nodes:
+            return None
+        since = self.missing_nodes.setdefault(name, datetime.now(UTC))
+        return NodeView(name, {}, False, ready=False, ready_since=format_time(since))
+
+    async def node_trouble(self, name: str, deleted: bool) -> None:
+        """A node went NotReady or away: judge the jobs that run or are reserved there."""
+        assert self.indexes is not None
+        if deleted:
+            self.deleted_nodes.add(name)
+        keys = {(p.namespace, p.job) for p in _values(self.indexes.usage, name) if p.job}
+        for key in list(self.indexes.jobs):
+            job = self._job(key)
+            if isinstance(job, TrainingJob) and job.status.phase in ADMITTED and \
+                    job.status.reservation and name in job.status.reservation.nodes:
+                keys.add(key)
+        for key in sorted(keys):
+            await self.reconcile(key)
 
     async def reconcile(self, key: Key) -> None:
         if self.indexes is None:
@@ -116,7 +157,7 @@ class Controller:
             if job.metadata.deletion_timestamp:
                 return  # garbage collection removes the pods; nothing to decide
             now = datetime.now(UTC)
-            decision = lifecycle.decide(job, self._pods(key), now, self.settings)
+            decision = lifecycle.decide(job, self._pods(key), now, self.settings, self.node)
             try:
                 await self.execute(job, decision, now)
             except Exception:  # the API failed us: try again from fresh state soon
@@ -146,6 +187,7 @@ class Controller:
             written = await self.kube.patch_status(job.metadata, dump_status(decision.status))
             if written is None:
                 return  # stale decision: the next event re-decides from fresh state
+            self.metrics.transition(job.status, decision.status, now)
             job = job.model_copy(update={
                 "status": decision.status,
                 "metadata": job.metadata.model_copy(update={"resource_version": written})})
@@ -222,17 +264,17 @@ class Controller:
             job = self._job(key)
             if isinstance(job, TrainingJob) and not job.metadata.deletion_timestamp:
                 jobs[key] = job
+        self.metrics.census(jobs.values())
         self._prune_granted(jobs)
         pending = {k: j for k, j in jobs.items()
                    if j.status.phase is Phase.PENDING and not j.spec.stop and k not in self.granted}
         if not pending:
             return
         nodes = [n for n in (_first(self.indexes.nodes, k) for k in self.indexes.nodes) if n]
-        candidates = [admission.Candidate(k, j.spec.priority, j.metadata.creation_timestamp or "",
-                                          j.spec.workers, j.spec.gpus_per_worker,
-                                          j.spec.gpu_resource) for k, j in pending.items()]
-        plan = admission.plan(candidates, nodes, self._capacity(jobs))
         now = datetime.now(UTC)
+        plan = admission.plan([admission.candidate(k, j) for k, j in pending.items()], nodes,
+                              self._capacity(jobs), now,
+                              timedelta(seconds=self.settings.backfill_window_seconds))
         for key, placement in plan.admit.items():
             job = pending[key]
             async with self.locks.setdefault(key, asyncio.Lock()):
@@ -240,14 +282,32 @@ class Controller:
                 version = await self.kube.patch_status(job.metadata, dump_status(status))
                 if version is None:
                     continue
+                self.metrics.transition(job.status, status, now)
                 self.granted[key] = Granted(version, job.status.attempt, job.spec.gpu_resource,
                                             job.spec.gpus_per_worker, placement)
                 await self.kube.event(job.metadata, "Normal", "Admitted", str(status.message))
-        for w in plan.waiting:
+        await self._explain(pending, plan.waiting, now)
+
+    async def _explain(self, pending: Mapping[Key, TrainingJob],
+                       waiting: Iterable[admission.Waiting], now: datetime) -> None:
+        """Write why each job waits and where it stands, within a cluster-wide write budget:
+        changed reasons first, then from the head of the queue. The rest waits for the
+        next pass, so 10,000 Pending jobs never turn one admission into 10,000 writes."""
+        updates = []
+        for w in waiting:
             job = pending[w.key]
             queued = lifecycle.waiting(job, w, now, self.settings)
             if queued is not None:
-                await self.kube.patch_status(job.metadata, dump_status(queued))
+                updates.append((queued.reason == job.status.reason, w.position, job, queued))
+        clock = time.monotonic()
+        rate = self.settings.queue_writes_per_second
+        self.queue_tokens = min(rate * 5, self.queue_tokens + (clock - self.queue_tokens_at) * rate)
+        self.queue_tokens_at = clock
+        for _, _, job, queued in sorted(updates, key=lambda u: (u[0], u[1])):
+            if self.queue_tokens < 1:
+                break
+            self.queue_tokens -= 1
+            await self.kube.patch_status(job.metadata, dump_status(queued))
 
     async def sweep(self) -> None:
         now = datetime.now(UTC)

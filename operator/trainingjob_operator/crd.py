@@ -87,6 +87,9 @@ PRINTER_COLUMNS = [
     {"name": "Workers", "type": "string", "jsonPath": ".status.workerSummary",
      "description": "ready/total workers"},
     {"name": "GPUs", "type": "integer", "jsonPath": ".status.gpus"},
+    {"name": "Queue", "type": "integer", "jsonPath": ".status.queue.position",
+     "description": "position in the GPU queue while Pending (1 = next)"},
+    {"name": "Priority", "type": "integer", "jsonPath": ".spec.priority", "priority": 1},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
 ]

@@ -13,10 +13,10 @@ from typing import Any
 import kopf
 
 from trainingjob_operator import GROUP, PLURAL, VERSION
-from trainingjob_operator.admission import NodeView, parse_node
 from trainingjob_operator.controller import Controller, Indexes
 from trainingjob_operator.kube import Kube
 from trainingjob_operator.models import TrainingJob, Unreadable, read_job
+from trainingjob_operator.nodes import NodeView, parse_node
 from trainingjob_operator.pods import JOB_LABEL, PodView, parse_pod
 from trainingjob_operator.settings import Settings
 
@@ -32,6 +32,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     controller = Controller(Kube(), Settings.from_env())
+    if controller.settings.metrics_port:
+        controller.metrics.serve(controller.settings.metrics_port)
     memo["controller"] = controller
     memo["loop"] = asyncio.create_task(controller.run(), name="trainingjob-admission-and-sweep")
 
@@ -55,8 +57,9 @@ def job_pods_idx(body: kopf.Body, **kwargs: Any) -> dict[Any, PodView]:
 
 @kopf.index("pods")
 def usage_idx(body: kopf.Body, **kwargs: Any) -> dict[Any, PodView] | None:
+    """Bound pods that use GPUs (capacity) or are workers (lost when their node is)."""
     pod = parse_pod(dict(body))
-    if not pod.requests or not pod.node_name:
+    if not pod.node_name or not (pod.requests or pod.job):
         return None
     return {pod.node_name: pod}
 
@@ -93,5 +96,9 @@ async def pod_event(body: kopf.Body, **kwargs: Any) -> None:
 
 
 @kopf.on.event("nodes")
-async def node_event(**kwargs: Any) -> None:
-    _controller(kwargs).wake.set()
+async def node_event(body: kopf.Body, **kwargs: Any) -> None:
+    controller = _controller(kwargs)
+    deleted = kwargs.get("type") == "DELETED"
+    if deleted or not parse_node(dict(body)).ready:
+        await controller.node_trouble(body.metadata.name or "", deleted)
+    controller.wake.set()

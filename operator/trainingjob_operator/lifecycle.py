@@ -2,17 +2,18 @@
 
 Only the edges of DESIGN.md §2 exist here: Pending→Created (admission.py decides, `admit`
 writes), Created→Deploying, Deploying→Running/Completed/DeployFailed/Failed,
-Running→Completed/Failed, active→Stopped, and the retry Deploying/Running→Pending. Terminal
-phases are absorbing: from them only clean-up of leftover pods happens, never a new status.
+Running→Completed/Failed, active→Stopped, Pending→DeployFailed (queue timeout) and the retry
+Created/Deploying/Running→Pending. Terminal phases are absorbing: from them only clean-up of
+leftover pods happens, never a new status.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from trainingjob_operator.admission import Waiting
+from trainingjob_operator.admission import BEHIND_HIGHER_PRIORITY, NO_NODE_FITS, Waiting
 from trainingjob_operator.models import (
     ADMITTED,
     Condition,
@@ -24,6 +25,7 @@ from trainingjob_operator.models import (
     TrainingJobStatus,
     WorkerCounts,
 )
+from trainingjob_operator.nodes import NodeView, node_lost
 from trainingjob_operator.pods import PodView
 from trainingjob_operator.render import OWNED_POD_FIELDS, pod_name
 from trainingjob_operator.settings import Settings
@@ -35,7 +37,7 @@ from trainingjob_operator.workers import (
     classify,
     failure,
     grace_deadline,
-    lost,
+    lost_worker,
 )
 
 
@@ -79,7 +81,7 @@ EDGES: frozenset[tuple[Phase | None, Phase]] = frozenset({
     (Phase.PENDING, Phase.CREATED), (Phase.PENDING, Phase.DEPLOY_FAILED),
     (Phase.PENDING, Phase.STOPPED),
     (Phase.CREATED, Phase.DEPLOYING), (Phase.CREATED, Phase.DEPLOY_FAILED),
-    (Phase.CREATED, Phase.STOPPED),
+    (Phase.CREATED, Phase.STOPPED), (Phase.CREATED, Phase.PENDING),
     (Phase.DEPLOYING, Phase.RUNNING), (Phase.DEPLOYING, Phase.COMPLETED),
     (Phase.DEPLOYING, Phase.DEPLOY_FAILED), (Phase.DEPLOYING, Phase.FAILED),
     (Phase.DEPLOYING, Phase.STOPPED), (Phase.DEPLOYING, Phase.PENDING),
@@ -128,8 +130,10 @@ def transition(job: TrainingJob, phase: Phase, reason: str, message: str, now: d
     """The status after moving to `phase`: history, conditions and times follow."""
     old = job.status
     stamp = format_time(now)
+    attempt = changes.get("attempt", old.attempt)
     history = [*old.history, HistoryEntry(phase=phase, reason=reason, message=message,
-                                          time=stamp)][-settings.history_limit:]
+                                          time=stamp, attempt=attempt)
+               ][-settings.history_limit:]
     admitted = phase in ADMITTED or (phase.terminal and any(
         h.phase is Phase.CREATED for h in old.history))
     update: dict[str, object] = {
@@ -188,9 +192,42 @@ def queued_message(job: TrainingJob) -> str:
             f"{spec.gpus_per_worker} {spec.gpu_resource})")
 
 
-def _deletes(pods: Iterable[PodView], grace: int, only_running: bool = False) -> list[Action]:
-    return [DeletePod(p.name, grace) for p in pods
-            if not p.deletion_timestamp and not (only_running and p.finished)]
+def _deletes(pods: Iterable[PodView], grace: int, only_running: bool = False,
+             lost_nodes: Collection[str] = ()) -> list[Action]:
+    """Delete with the job's grace period; pods on a lost node are force-deleted (grace 0,
+    again if already terminating): no kubelet is left there to finish a graceful delete."""
+    out: list[Action] = []
+    for p in pods:
+        if only_running and p.finished:
+            continue
+        if p.node_name in lost_nodes:
+            out.append(DeletePod(p.name, 0))
+        elif not p.deletion_timestamp:
+            out.append(DeletePod(p.name, grace))
+    return out
+
+
+NodeLookup = Callable[[str], NodeView | None]
+
+
+def lost_nodes(job: TrainingJob, pods: Iterable[PodView], nodes: NodeLookup | None,
+               now: datetime, settings: Settings) -> tuple[dict[str, str], datetime | None]:
+    """The nodes of this job (its live pods', its reservation's) that count as lost, with why;
+    and when the next NotReady one will count, for the sweep."""
+    if nodes is None:
+        return {}, None
+    names = {p.node_name for p in pods if p.node_name and not p.finished}
+    if job.status.phase in ADMITTED and job.status.reservation:
+        names.update(job.status.reservation.nodes)
+    grace = timedelta(seconds=settings.node_lost_grace_seconds)
+    lost: dict[str, str] = {}
+    recheck: datetime | None = None
+    for name in sorted(names):
+        why, when = node_lost(name, nodes(name), now, grace)
+        if why:
+            lost[name] = why
+        recheck = _earliest(recheck, when)
+    return lost, recheck
 
 
 def _admitted_at(job: TrainingJob) -> datetime | None:
@@ -205,15 +242,18 @@ def _earliest(*times: datetime | None) -> datetime | None:
     return min(real) if real else None
 
 
-def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime,
-           settings: Settings) -> Decision:
+def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime, settings: Settings,
+           nodes: NodeLookup | None = None) -> Decision:
+    """`nodes` looks up a node by name (None: deleted); without it node loss is not judged."""
     spec, status = job.spec, job.status
     grace = spec.termination_grace_period_seconds
     current = [p for p in pods if p.attempt == status.attempt]
     stale = [p for p in pods if p.attempt != status.attempt]
     by_index = {p.index: p for p in current if p.index is not None and 0 <= p.index < spec.workers}
-    workers = [classify(i, by_index.get(i)) for i in range(spec.workers)]
-    cleanup = _deletes(stale, grace)
+    lost, node_recheck = lost_nodes(job, pods, nodes, now, settings)
+    workers = [_on_lost_node(job, classify(i, by_index.get(i)), lost)
+               for i in range(spec.workers)]
+    cleanup = _deletes(stale, grace, lost_nodes=lost)
     phase = status.phase
 
     if phase is None:
@@ -226,20 +266,23 @@ def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime,
         return _moved(job, Phase.PENDING, "WaitingForCapacity", queued_message(job), now,
                       settings, attempt=status.attempt or 1)
     if phase.terminal:  # absorbing: only make sure nothing is left running
-        return Decision(actions=tuple(_deletes(current, grace, only_running=True) + cleanup))
+        return Decision(actions=tuple(
+            _deletes(current, grace, only_running=True, lost_nodes=lost) + cleanup))
     if spec.stop:
         return _moved(job, Phase.STOPPED, "StoppedByUser",
                       f"stopped by the user; workers get SIGTERM and {grace}s to exit",
-                      now, settings, [*_deletes(current, grace, only_running=True), *cleanup],
+                      now, settings, [*_deletes(current, grace, True, lost), *cleanup],
                       reservation=None, queue=None)
     if phase is Phase.PENDING:
-        return Decision(actions=tuple(cleanup))
+        return _pending(job, cleanup, now, settings)
     if phase is Phase.CREATED:
         if stale:  # the previous attempt's pods must be gone before new ones take their names
             return Decision(actions=tuple(cleanup), recheck_at=now + timedelta(seconds=5))
-        nodes = status.reservation.nodes if status.reservation else []
+        gone = next((w for w in workers if w.state is WorkerState.LOST), None)
+        if gone is not None:  # a reserved node was lost before any pod existed
+            return _end(job, lost_worker(job, gone), stale, now, settings, lost)
         creates: list[Action] = [CreateService()]
-        creates += [CreatePod(w.index, nodes[w.index] if w.index < len(nodes) else None)
+        creates += [CreatePod(w.index, _reserved_node(job, w.index))
                     for w in workers if w.state is WorkerState.MISSING]
         return _moved(job, Phase.DEPLOYING, "CreatingWorkers",
                       f"{spec.workers} worker pods created; scheduling, pulling images"
@@ -251,17 +294,17 @@ def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime,
                                            and w.state is WorkerState.MISSING):
             if w.state is WorkerState.MISSING:
                 w = Worker(w.index, WorkerState.LOST, detail="pod deleted")
-            return _end(job, lost(job, w), current + stale, now, settings)
+            return _end(job, lost_worker(job, w), current + stale, now, settings, lost)
     for w in workers:
         verdict = failure(job, w, now, settings)
         if verdict is not None:
-            return _end(job, verdict, current + stale, now, settings)
+            return _end(job, verdict, current + stale, now, settings, lost)
     tally = counts(job, workers)
     if all(w.state is WorkerState.SUCCEEDED for w in workers):
         return _moved(job, Phase.COMPLETED, "Succeeded",
                       f"all {spec.workers} workers exited 0", now, settings, cleanup,
                       workers=tally, worker_summary=f"{tally.ready}/{tally.total}")
-    recheck = _earliest(*(grace_deadline(w, settings) for w in workers))
+    recheck = _earliest(node_recheck, *(grace_deadline(w, settings) for w in workers))
     if phase is Phase.DEPLOYING:
         started = [w for w in workers if w.state in (WorkerState.RUNNING, WorkerState.SUCCEEDED)]
         if len(started) == spec.workers:
@@ -272,19 +315,22 @@ def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime,
         if spec.timeouts.deploy_seconds and admitted is not None:
             deadline = admitted + timedelta(seconds=spec.timeouts.deploy_seconds)
             if now >= deadline:
-                return _end(job, _deploy_timeout(job, workers), current + stale, now, settings)
+                return _end(job, _deploy_timeout(job, workers), current + stale, now, settings,
+                            lost)
             recheck = _earliest(recheck, deadline)
         missing = [CreatePod(w.index, _reserved_node(job, w.index))
                    for w in workers if w.state is WorkerState.MISSING]
         cleanup = [*missing, *cleanup]
-    elif phase is Phase.RUNNING and spec.timeouts.run_seconds and status.start_time:
-        deadline = (parse_time(status.start_time) or now) + timedelta(
+    elif phase is Phase.RUNNING and spec.timeouts.run_seconds:
+        # This attempt's time Running: queue and deploy time (and earlier attempts) do not count.
+        deadline = (parse_time(status.phase_time) or now) + timedelta(
             seconds=spec.timeouts.run_seconds)
         if now >= deadline:
             return _end(job, Verdict(Phase.FAILED, "DeadlineExceeded",
                                      f"ran longer than spec.timeouts.runSeconds="
                                      f"{spec.timeouts.run_seconds}s; raise it or make the "
-                                     "training finish sooner"), current + stale, now, settings)
+                                     "training finish sooner"), current + stale, now, settings,
+                        lost)
         recheck = _earliest(recheck, deadline)
     new = _with_counts(status, tally) if status.workers != tally else None
     return Decision(new, tuple(cleanup), recheck_at=recheck)
@@ -295,33 +341,73 @@ def _reserved_node(job: TrainingJob, index: int) -> str | None:
     return nodes[index] if index < len(nodes) else None
 
 
+def _on_lost_node(job: TrainingJob, w: Worker, lost: Mapping[str, str]) -> Worker:
+    """A worker not yet finished whose node (or reserved node) is lost is itself lost."""
+    if not lost or w.state in (WorkerState.SUCCEEDED, WorkerState.FAILED,
+                               WorkerState.SETUP_FAILED, WorkerState.LOST):
+        return w
+    node = w.pod.node_name if w.pod and w.pod.node_name else _reserved_node(job, w.index)
+    if node is not None and node in lost:
+        return Worker(w.index, WorkerState.LOST, w.pod, detail=lost[node])
+    return w
+
+
+def _pending(job: TrainingJob, cleanup: Sequence[Action], now: datetime,
+             settings: Settings) -> Decision:
+    """Pending holds no capacity; only spec.timeouts.queueSeconds (per attempt) can end it."""
+    limit = job.spec.timeouts.queue_seconds
+    since = parse_time(job.status.phase_time)
+    if not limit or since is None:
+        return Decision(actions=tuple(cleanup))
+    deadline = since + timedelta(seconds=limit)
+    if now < deadline:
+        return Decision(actions=tuple(cleanup), recheck_at=deadline)
+    return _moved(job, Phase.DEPLOY_FAILED, "QueueTimeout",
+                  f"waited in the queue longer than spec.timeouts.queueSeconds={limit}s "
+                  f"({job.status.message}); raise queueSeconds or spec.priority, or ask for "
+                  "fewer GPUs", now, settings, cleanup, queue=None)
+
+
+def _problem(w: Worker) -> str:
+    """The last thing known to hold a worker back, for the deploy-timeout message."""
+    who = f"worker {w.index} (pod {w.pod.name if w.pod else '-'})"
+    if w.state is WorkerState.MISSING or w.pod is None:
+        return f"{who} was never created"
+    if w.state is WorkerState.UNSCHEDULABLE:
+        return f"{who} could not be scheduled: {w.detail}"
+    if not w.pod.node_name:
+        return f"{who} is not scheduled yet"
+    c = w.container or next(
+        (c for c in (*w.pod.init_containers, *w.pod.containers) if c.state != "terminated"), None)
+    if c is None:
+        return f"{who} is {w.state.value.lower()}"
+    what = "setup container" if c in w.pod.init_containers else "container"
+    detail = f"{c.reason}: {c.message}" if c.reason and c.message else (c.reason or "starting")
+    return f"{who}: {what} {c.name} is {c.state or 'waiting'} ({detail})"
+
+
 def _deploy_timeout(job: TrainingJob, workers: Sequence[Worker]) -> Verdict:
     limit = job.spec.timeouts.deploy_seconds
-    for w in workers:
-        if w.state is WorkerState.UNSCHEDULABLE:
-            return Verdict(Phase.DEPLOY_FAILED, "Unschedulable",
-                           f"worker {w.index} (pod {w.pod.name if w.pod else '-'}) could not be "
-                           f"scheduled within spec.timeouts.deploySeconds={limit}s: {w.detail}")
-    slow = next((w for w in workers if w.state not in (WorkerState.RUNNING,
-                                                       WorkerState.SUCCEEDED)), None)
-    what = (f"worker {slow.index} is {slow.state.value}"
-            f"{': ' + slow.container.reason if slow.container and slow.container.reason else ''}"
-            if slow else "workers did not start")
-    return Verdict(Phase.DEPLOY_FAILED, "DeployTimeout",
+    unschedulable = [w for w in workers if w.state is WorkerState.UNSCHEDULABLE]
+    slow = unschedulable or [w for w in workers
+                             if w.state not in (WorkerState.RUNNING, WorkerState.SUCCEEDED)]
+    reason = "Unschedulable" if unschedulable else "DeployTimeout"
+    what = _problem(slow[0]) if slow else "workers did not start"
+    return Verdict(Phase.DEPLOY_FAILED, reason,
                    f"not every worker was running within spec.timeouts.deploySeconds={limit}s; "
                    f"{what}")
 
 
 def _end(job: TrainingJob, verdict: Verdict, pods: Sequence[PodView], now: datetime,
-         settings: Settings) -> Decision:
+         settings: Settings, lost: Collection[str] = ()) -> Decision:
     grace = job.spec.termination_grace_period_seconds
     if verdict.retry:
         return _moved(job, Phase.PENDING, verdict.reason, verdict.message, now, settings,
-                      _deletes(pods, grace), attempt=job.status.attempt + 1, reservation=None,
-                      queue=None, workers=WorkerCounts(total=job.spec.workers),
+                      _deletes(pods, grace, lost_nodes=lost), attempt=job.status.attempt + 1,
+                      reservation=None, queue=None, workers=WorkerCounts(total=job.spec.workers),
                       worker_summary=f"0/{job.spec.workers}")
     return _moved(job, verdict.phase, verdict.reason, verdict.message, now, settings,
-                  _deletes(pods, grace, only_running=True))
+                  _deletes(pods, grace, only_running=True, lost_nodes=lost))
 
 
 def admit(job: TrainingJob, nodes: Sequence[str], now: datetime,
@@ -336,26 +422,40 @@ def admit(job: TrainingJob, nodes: Sequence[str], now: datetime,
     return decision.status
 
 
+def _waiting_message(job: TrainingJob, w: Waiting) -> str:
+    spec = job.spec
+    gang = (f"{w.needed} GPUs ({spec.workers} workers x {spec.gpus_per_worker} "
+            f"{spec.gpu_resource})")
+    if w.reason == NO_NODE_FITS and w.detail.startswith("no node"):
+        return (f"no node can hold one worker: {w.detail}; fix the node constraints in "
+                "spec.template.spec or add such nodes")
+    if w.reason == NO_NODE_FITS:
+        where = f" {w.detail}" if w.detail else ""
+        return (f"no node can hold one worker: each needs {spec.gpus_per_worker} "
+                f"{spec.gpu_resource}, the largest node{where} has {w.largest_node}; lower "
+                "spec.gpusPerWorker or add larger nodes")
+    if w.reason == BEHIND_HIGHER_PRIORITY:
+        return f"queued: needs {gang}, {w.free} free, but {w.detail}"
+    return f"waiting for capacity: needs {gang}, {w.free} free on the nodes it may use"
+
+
 def waiting(job: TrainingJob, w: Waiting, now: datetime,
             settings: Settings) -> TrainingJobStatus | None:
-    """The Pending status that says why the job waits; None when the current one still does."""
-    spec = job.spec
-    if w.reason == "NoNodeFits":
-        message = (f"no node can hold one worker: each needs {spec.gpus_per_worker} "
-                   f"{spec.gpu_resource}, the largest node has {w.largest_node}; lower "
-                   "spec.gpusPerWorker or add larger nodes")
-    else:
-        message = (f"waiting for capacity: needs {w.needed} GPUs ({spec.workers} workers x "
-                   f"{spec.gpus_per_worker} {spec.gpu_resource}), {w.free} free")
+    """The Pending status that says why the job waits and where it stands; None when the
+    current one still does. Same reason, new numbers: at most one write per refresh period."""
     old = job.status
-    fresh_enough = old.queue is not None and old.queue.updated_time is not None and (
-        now - (parse_time(old.queue.updated_time) or now)
-        < timedelta(seconds=settings.queue_refresh_seconds))
-    if old.reason == w.reason and (old.message == message or fresh_enough):
-        return None
-    queue = QueueInfo(gpus_needed=w.needed, gpus_free=w.free, largest_node_gpus=w.largest_node,
+    message = _waiting_message(job, w)
+    queue = QueueInfo(position=w.position, namespace_position=w.namespace_position,
+                      gpus_needed=w.needed, gpus_free=w.free, largest_node_gpus=w.largest_node,
                       updated_time=format_time(now))
-    if old.reason == w.reason:  # same reason, new numbers: no transition, no history entry
+    if old.reason == w.reason:
+        unchanged = old.message == message and old.queue is not None and \
+            old.queue.model_copy(update={"updated_time": None}) == \
+            queue.model_copy(update={"updated_time": None})
+        last = parse_time(old.queue.updated_time) if old.queue else None
+        fresh = last is not None and now - last < timedelta(seconds=settings.queue_refresh_seconds)
+        if unchanged or fresh:
+            return None
         return old.model_copy(update={"message": message, "queue": queue})
     conditions = _conditions(old.conditions, Phase.PENDING, w.reason, message, False,
                              job.metadata.generation, format_time(now))

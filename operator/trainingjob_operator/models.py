@@ -143,6 +143,7 @@ class HistoryEntry(Model):
     reason: str
     message: str = ""
     time: str
+    attempt: int | None = Field(None, description="The attempt this transition belongs to.")
 
 
 class Condition(Model):
@@ -162,8 +163,14 @@ class WorkerCounts(Model):
 
 
 class QueueInfo(Model):
+    """Where a Pending job stands and why; refreshed at most every few seconds."""
+
+    position: int | None = Field(None, description="1 = next to be admitted, counting the "
+                                 "jobs still waiting cluster-wide.")
+    namespace_position: int | None = Field(None, description="The same among the waiting "
+                                           "jobs of this namespace.")
     gpus_needed: int
-    gpus_free: int
+    gpus_free: int = Field(description="Free GPUs on the nodes this job's workers may use.")
     largest_node_gpus: int | None = None
     updated_time: str | None = None
 

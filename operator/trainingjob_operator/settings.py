@@ -17,6 +17,15 @@ class Settings:
     sweep_seconds: float = 2.0
     # A Pending job's free-GPU count is refreshed at most this often (one write each).
     queue_refresh_seconds: float = 15.0
+    # A younger job may backfill around an older one of the same priority that does not fit
+    # yet, until the older one has waited this long (docs/queue.md).
+    backfill_window_seconds: float = 600.0
+    # A node NotReady this long counts as lost: its workers are retried elsewhere.
+    node_lost_grace_seconds: float = 60.0
+    # Queue-position/free-GPU status refreshes, all Pending jobs together (reason changes first).
+    queue_writes_per_second: float = 20.0
+    # Prometheus text on http://<host>:<port>/metrics; 0 turns it off.
+    metrics_port: int = 8080
     history_limit: int = 20
     master_port: int = 29500
 

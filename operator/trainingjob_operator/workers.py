@@ -164,7 +164,7 @@ def grace_deadline(w: Worker, settings: Settings) -> datetime | None:
     return since + timedelta(seconds=grace)
 
 
-def lost(job: TrainingJob, w: Worker) -> Verdict:
+def lost_worker(job: TrainingJob, w: Worker) -> Verdict:
     attempt, limit = job.status.attempt, job.spec.retries.limit
     if attempt - 1 < limit:
         return Verdict(Phase.PENDING, "WorkerLost",

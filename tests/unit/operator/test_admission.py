@@ -1,15 +1,42 @@
 from __future__ import annotations
 
-from trainingjob_operator.admission import Candidate, NodeView, free, parse_node, place, plan, used
+from datetime import timedelta
 
-from tests.unit.operator.factories import exited, pod
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from trainingjob_operator.admission import (
+    BEHIND_HIGHER_PRIORITY,
+    NO_NODE_FITS,
+    WAITING_FOR_CAPACITY,
+    Candidate,
+    candidate,
+    free,
+    place,
+    plan,
+    used,
+)
+from trainingjob_operator.nodes import NodeView, Placement, Taint, eligible
+
+from tests.unit.operator.factories import NOW, at, exited, job, pod
 
 R = "nvidia.com/gpu"
 NODES = [NodeView(f"n{i}", {R: 8}, True) for i in range(4)]
+WINDOW = timedelta(minutes=10)
 
 
-def _c(name: str, workers: int, per: int, priority: int = 0, created: str = "t1") -> Candidate:
-    return Candidate(("ns", name), priority, created, workers, per, R)
+def _c(name: str, workers: int, per: int, priority: int = 0, created: str = "t1",
+       ns: str = "ns", waited: timedelta = timedelta(0),
+       placement: Placement | None = None) -> Candidate:
+    return Candidate((ns, name), priority, created, workers, per, R,
+                     placement or Placement(), NOW - waited)
+
+
+def _free(**gpus: int) -> dict[str, dict[str, int]]:
+    return {R: gpus}
+
+
+def _reasons(result: object) -> dict[str, str]:
+    return {w.key[1]: w.reason for w in result.waiting}  # type: ignore[attr-defined]
 
 
 def test_free_subtracts_running_pods_and_reservations_but_not_finished_pods() -> None:
@@ -23,34 +50,122 @@ def test_place_is_all_or_nothing_and_best_fit() -> None:
 
 
 def test_gang_is_admitted_only_when_every_worker_fits() -> None:
-    result = plan([_c("big", 5, 8), _c("small", 2, 8)], NODES,
-                  {R: {n.name: 8 for n in NODES}})
+    result = plan([_c("big", 5, 8), _c("small", 2, 8)], NODES, _free(n0=8, n1=8, n2=8, n3=8))
     assert list(result.admit) == [("ns", "small")]
     assert [(w.key[1], w.reason, w.needed, w.free) for w in result.waiting] == [
-        ("big", "WaitingForCapacity", 40, 32)]
+        ("big", WAITING_FOR_CAPACITY, 40, 32)]
 
 
-def test_no_node_fits() -> None:
-    result = plan([_c("huge", 1, 16)], NODES, {R: {n.name: 8 for n in NODES}})
-    assert result.waiting[0].reason == "NoNodeFits" and result.waiting[0].largest_node == 8
+def test_no_node_fits_names_the_largest_node() -> None:
+    result = plan([_c("huge", 1, 16)], NODES, _free(n0=8))
+    assert result.waiting[0].reason == NO_NODE_FITS and result.waiting[0].largest_node == 8
 
 
 def test_higher_priority_is_admitted_first() -> None:
     result = plan([_c("old", 1, 8, 0, "t0"), _c("urgent", 1, 8, 5, "t9")], NODES[:1],
-                  {R: {"n0": 8}})
+                  _free(n0=8))
     assert list(result.admit) == [("ns", "urgent")]
+    assert _reasons(result) == {"old": WAITING_FOR_CAPACITY}
+
+
+def test_a_waiting_higher_priority_job_holds_its_nodes_against_lower_priority() -> None:
+    result = plan([_c("urgent", 1, 8, priority=5), _c("small", 1, 2, priority=0)],
+                  NODES[:1], _free(n0=4))
+    assert result.admit == {}
+    assert _reasons(result) == {"urgent": WAITING_FOR_CAPACITY, "small": BEHIND_HIGHER_PRIORITY}
+    assert "ns/urgent (priority 5) is ahead in the queue" in result.waiting[1].detail
+
+
+def test_same_priority_may_backfill_until_the_backfill_window_passes() -> None:
+    jobs = [_c("old", 1, 8, created="t0", waited=timedelta(minutes=9)), _c("young", 1, 2)]
+    early = plan(jobs, NODES[:1], _free(n0=4), NOW, WINDOW)
+    assert list(early.admit) == [("ns", "young")]
+    jobs[0] = _c("old", 1, 8, created="t0", waited=timedelta(minutes=11))
+    late = plan(jobs, NODES[:1], _free(n0=4), NOW, WINDOW)
+    assert late.admit == {}
+    assert _reasons(late) == {"old": WAITING_FOR_CAPACITY, "young": BEHIND_HIGHER_PRIORITY}
+    assert "waiting longer than the backfill window" in late.waiting[1].detail
+
+
+def test_a_held_node_is_only_one_the_waiting_job_could_use() -> None:
+    a100 = Placement(node_selector={"gpu": "a100"})
+    nodes = [NodeView("n0", {R: 8}, True, {"gpu": "a100"}), NodeView("n1", {R: 8}, True)]
+    result = plan([_c("urgent", 1, 8, 5, placement=a100), _c("small", 1, 2)], nodes,
+                  _free(n0=4, n1=4))
+    assert result.admit == {("ns", "small"): ["n1"]}
+
+
+def test_jobs_that_can_never_fit_hold_nothing() -> None:
+    result = plan([_c("huge", 1, 16, priority=9), _c("wide", 5, 8, priority=8),
+                   _c("small", 1, 1)], NODES, _free(n0=8, n1=8, n2=8, n3=8))
+    assert list(result.admit) == [("ns", "small")]
+    assert _reasons(result) == {"huge": NO_NODE_FITS, "wide": WAITING_FOR_CAPACITY}
+
+
+def test_a_job_too_big_for_the_nodes_that_are_ready_holds_nothing() -> None:
+    nodes = [*NODES[:3], NodeView("n3", {R: 8}, False)]  # one node NotReady
+    result = plan([_c("all", 4, 8, priority=9), _c("small", 1, 1)], nodes,
+                  _free(n0=8, n1=8, n2=8))
+    assert list(result.admit) == [("ns", "small")]
+
+
+def test_positions_count_waiting_jobs_cluster_wide_and_per_namespace() -> None:
+    jobs = [_c("a", 1, 8, created="t0", ns="x"), _c("b", 1, 8, created="t1", ns="y"),
+            _c("c", 1, 8, created="t2", ns="x"), _c("d", 1, 8, created="t3", ns="x")]
+    result = plan(jobs, NODES[:1], _free(n0=8))
+    assert list(result.admit) == [("x", "a")]
+    assert [(w.key[1], w.position, w.namespace_position) for w in result.waiting] == [
+        ("b", 1, 1), ("c", 2, 1), ("d", 3, 2)]
+
+
+def test_selectors_and_taints_decide_which_nodes_count() -> None:
+    tainted = NodeView("t", {R: 8}, True, taints=(Taint("dedicated", "ml", "NoSchedule"),))
+    plain = Placement()
+    tolerant = Placement(tolerations=({"key": "dedicated", "operator": "Equal", "value": "ml",
+                                       "effect": "NoSchedule"},))
+    assert plan([_c("j", 1, 8, placement=plain)], [tainted], _free(t=8)).admit == {}
+    assert plan([_c("j", 1, 8, placement=tolerant)], [tainted], _free(t=8)).admit == {
+        ("ns", "j"): ["t"]}
+    nowhere = plan([_c("j", 1, 1, placement=Placement(node_selector={"gpu": "h100"}))],
+                   NODES, _free(n0=8))
+    assert nowhere.waiting[0].reason == NO_NODE_FITS
+    assert nowhere.waiting[0].detail == "no node matches nodeSelector {'gpu': 'h100'}"
 
 
 def test_cpu_only_jobs_need_no_capacity() -> None:
     assert plan([_c("cpu", 3, 0)], [], {}).admit == {("ns", "cpu"): []}
 
 
-def test_parse_node_closes_not_ready_and_tainted_nodes() -> None:
-    ready = {"type": "Ready", "status": "True"}
-    body = {"metadata": {"name": "n"}, "status": {"conditions": [ready],
-                                                  "allocatable": {R: "8", "cpu": "4"}}}
-    assert parse_node(body) == NodeView("n", {R: 8}, True)
-    tainted = {**body, "spec": {"taints": [{"key": "node.kubernetes.io/unreachable",
-                                            "effect": "NoExecute"}]}}
-    assert not parse_node(tainted).schedulable
-    assert not parse_node({**body, "spec": {"unschedulable": True}}).schedulable
+def test_candidate_reads_priority_placement_and_queue_time_from_the_job() -> None:
+    j = job(at("Pending"), priority=3, workers=2, gpusPerWorker=4,
+            template={"spec": {"nodeSelector": {"gpu": "a100"}}})
+    c = candidate(("ns", "j"), j)
+    assert (c.priority, c.workers, c.per_worker, c.created) == (3, 2, 4, "2026-01-01T11:59:00Z")
+    assert c.placement.node_selector == {"gpu": "a100"}
+    assert c.waiting_since is not None and c.waiting_since < NOW
+
+
+@settings(max_examples=200, deadline=None)
+@given(jobs=st.lists(st.tuples(st.integers(1, 4), st.integers(0, 9), st.integers(0, 3),
+                               st.integers(0, 20), st.booleans()), max_size=12),
+       free_gpus=st.lists(st.integers(0, 8), min_size=4, max_size=4))
+def test_a_plan_never_admits_more_than_is_free_nor_onto_a_node_a_job_may_not_use(
+        jobs: list[tuple[int, int, int, int, bool]], free_gpus: list[int]) -> None:
+    nodes = [NodeView(f"n{i}", {R: 8}, True, {"zone": "a" if i < 2 else "b"}) for i in range(4)]
+    zone_a = Placement(node_selector={"zone": "a"})
+    candidates = [_c(f"j{i}", w, per, prio, f"t{i:02}", waited=timedelta(minutes=minutes),
+                     placement=zone_a if pinned else None)
+                  for i, (w, per, prio, minutes, pinned) in enumerate(jobs)]
+    pool = {f"n{i}": f for i, f in enumerate(free_gpus)}
+    result = plan(candidates, nodes, {R: pool}, NOW, WINDOW)
+    taken = dict.fromkeys(pool, 0)
+    by_key = {c.key: c for c in candidates}
+    for key, placement in result.admit.items():
+        c = by_key[key]
+        assert len(placement) == (c.workers if c.per_worker else 0)
+        for node in placement:
+            taken[node] += c.per_worker
+            assert eligible(next(n for n in nodes if n.name == node), c.placement)
+    assert all(taken[n] <= pool[n] for n in pool)
+    assert len(result.admit) + len(result.waiting) == len(candidates)
+    assert [w.position for w in result.waiting] == list(range(1, len(result.waiting) + 1))

@@ -24,7 +24,7 @@ def test_schema_is_structural_no_refs_or_unions() -> None:
 def test_printer_columns_and_names() -> None:
     version = crd()["spec"]["versions"][0]
     columns = [c["name"] for c in version["additionalPrinterColumns"] if not c.get("priority")]
-    assert columns == ["Phase", "Reason", "Workers", "GPUs", "Age"]
+    assert columns == ["Phase", "Reason", "Workers", "GPUs", "Queue", "Age"]
     assert crd()["spec"]["names"]["shortNames"] == ["tj"]
     assert version["subresources"] == {"status": {}}
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -8,6 +9,7 @@ from trainingjob_operator import lifecycle
 from trainingjob_operator.admission import Waiting
 from trainingjob_operator.lifecycle import EDGES, CreatePod, CreateService, DeletePod, decide
 from trainingjob_operator.models import Phase
+from trainingjob_operator.nodes import NodeView
 from trainingjob_operator.settings import Settings
 
 from tests.unit.operator.factories import NOW, T0, at, exited, job, pod, running, waiting
@@ -183,16 +185,30 @@ def test_history_is_bounded() -> None:
     assert d.status.history[-1].phase is Phase.COMPLETED
 
 
-def test_waiting_status_says_why_and_is_not_rewritten_when_unchanged() -> None:
+def test_waiting_status_says_why_and_where_and_is_rewritten_only_when_due() -> None:
     j = job(at("Pending", reason="WaitingForCapacity"), workers=2, gpusPerWorker=8)
-    w = Waiting(("ns", "j"), "WaitingForCapacity", 16, 8, 8)
+    w = Waiting(("ns", "j"), "WaitingForCapacity", 16, 8, 8, position=3, namespace_position=1)
     status = lifecycle.waiting(j, w, NOW, S)
     assert status is not None and status.queue is not None
     assert status.message == ("waiting for capacity: needs 16 GPUs (2 workers x 8 "
-                              "nvidia.com/gpu), 8 free")
+                              "nvidia.com/gpu), 8 free on the nodes it may use")
+    assert (status.queue.position, status.queue.namespace_position) == (3, 1)
     assert len(status.history) == len(j.status.history)  # not a transition
     again = j.model_copy(update={"status": status})
     assert lifecycle.waiting(again, w, NOW + timedelta(seconds=1), S) is None
+    moved = Waiting(("ns", "j"), "WaitingForCapacity", 16, 8, 8, position=2, namespace_position=1)
+    assert lifecycle.waiting(again, moved, NOW + timedelta(seconds=1), S) is None  # refresh due
+    later = lifecycle.waiting(again, moved, NOW + timedelta(seconds=S.queue_refresh_seconds), S)
+    assert later is not None and later.queue is not None and later.queue.position == 2
+    held = Waiting(("ns", "j"), "QueuedBehindHigherPriority", 16, 16, 8, position=2,
+                   detail="ns/vip (priority 5) is ahead in the queue and waits for the same nodes")
+    now_held = lifecycle.waiting(again, held, NOW + timedelta(seconds=1), S)  # reason: at once
+    assert now_held is not None and now_held.reason == "QueuedBehindHigherPriority"
+    assert now_held.message == ("queued: needs 16 GPUs (2 workers x 8 nvidia.com/gpu), 16 free, "
+                                "but ns/vip (priority 5) is ahead in the queue and waits for the "
+                                "same nodes")
+    admitted = {c.type: c.status for c in now_held.conditions}["Admitted"]
+    assert admitted == "False"
 
 
 def test_no_node_fits_message() -> None:
@@ -201,6 +217,113 @@ def test_no_node_fits_message() -> None:
     assert status is not None and status.reason == "NoNodeFits"
     assert "no node can hold one worker: each needs 16 nvidia.com/gpu, the largest node has 8" \
         in (status.message or "")
+    nowhere = lifecycle.waiting(j, Waiting(("ns", "j"), "NoNodeFits", 16, 0, 0,
+                                           detail="no node matches nodeSelector {'a': 'b'}"),
+                                NOW, S)
+    assert nowhere is not None and nowhere.message == (
+        "no node can hold one worker: no node matches nodeSelector {'a': 'b'}; fix the node "
+        "constraints in spec.template.spec or add such nodes")
+
+
+def test_queue_timeout_ends_a_pending_job_and_the_sweep_knows_when() -> None:
+    j = job(at("Pending", message="waiting for capacity: needs 8 GPUs"),
+            timeouts={"queueSeconds": 90})
+    early = decide(j, [], NOW, S)  # Pending since T0 = NOW - 60s
+    assert early.status is None and early.recheck_at == NOW + timedelta(seconds=30)
+    d = decide(j, [], NOW + timedelta(seconds=30), S)
+    assert d.status is not None and (d.status.phase, d.status.reason) == (
+        Phase.DEPLOY_FAILED, "QueueTimeout")
+    assert "spec.timeouts.queueSeconds=90s (waiting for capacity: needs 8 GPUs)" in (
+        d.status.message or "")
+    assert decide(job(at("Pending")), [], NOW, S).recheck_at is None  # no limit, no recheck
+
+
+def test_deploy_timeout_names_the_last_pod_problem() -> None:
+    slow = pod(0, phase="Pending", containers=[], init=[{"name": "setup", "ready": False,
+                                                        "state": {"running": {"startedAt": T0}}}])
+    j = job(at("Deploying"), timeouts={"deploySeconds": 10})
+    d = decide(j, [slow], NOW, S)
+    assert d.status is not None and (d.status.phase, d.status.reason) == (
+        Phase.DEPLOY_FAILED, "DeployTimeout")
+    assert d.status.message == ("not every worker was running within spec.timeouts."
+                                "deploySeconds=10s; worker 0 (pod j-worker-0): setup container "
+                                "setup is running (starting)")
+    pulling = waiting(0, "ContainerCreating", "pulling")
+    d = decide(j, [pulling], NOW, S)
+    assert d.status is not None and "container trainer is waiting (ContainerCreating: " \
+        "pulling)" in (d.status.message or "")
+    never = decide(job(at("Deploying"), timeouts={"deploySeconds": 10}, workers=2),
+                   [running(0)], NOW, S)
+    assert never.status is not None and "worker 1 (pod -) was never created" in (
+        never.status.message or "")
+
+
+def test_run_deadline_counts_only_this_attempts_time_running() -> None:
+    # Started long ago in attempt 1, Running again since T0 in attempt 2.
+    j = job(at("Running", attempt=2, startTime="2026-01-01T08:00:00Z"),
+            timeouts={"runSeconds": 120})
+    d = decide(j, [running(0, attempt=2)], NOW, S)
+    assert d.event is None and d.recheck_at == NOW + timedelta(seconds=60)
+
+
+def _nodes(**views: NodeView | None) -> Callable[[str], NodeView | None]:
+    healthy = NodeView("n0", {"nvidia.com/gpu": 8}, True)
+    return lambda name: views.get(name, healthy)
+
+
+def _down(seconds: int) -> NodeView:
+    since = (NOW - timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return NodeView("n1", {"nvidia.com/gpu": 8}, False, ready=False, ready_since=since)
+
+
+def test_worker_on_a_deleted_node_is_lost_and_its_pods_are_force_deleted() -> None:
+    j = job(at("Running"), workers=2)
+    pods = [running(0), pod(1, node="n1")]
+    d = decide(j, pods, NOW, S, _nodes(n1=None))
+    assert d.status is not None and (d.status.phase, d.status.reason, d.status.attempt) == (
+        Phase.PENDING, "WorkerLost", 2)
+    assert "node n1 was deleted" in (d.status.message or "")
+    assert set(d.actions) == {DeletePod("j-worker-0", 60), DeletePod("j-worker-1", 0)}
+    assert [(h.phase, h.attempt) for h in d.status.history][-1] == (Phase.PENDING, 2)
+
+
+def test_not_ready_node_counts_as_lost_only_after_its_grace() -> None:
+    j = job(at("Running"), workers=2)
+    pods = [running(0), pod(1, node="n1")]
+    settings = Settings(node_lost_grace_seconds=60)
+    within = decide(j, pods, NOW, settings, _nodes(n1=_down(20)))
+    assert within.event is None and within.recheck_at == NOW + timedelta(seconds=40)
+    past = decide(j, pods, NOW, settings, _nodes(n1=_down(61)))
+    assert past.status is not None and past.status.reason == "WorkerLost"
+    assert "node n1 has been NotReady for 61s" in (past.status.message or "")
+
+
+def test_node_lost_after_the_retry_limit_fails_the_job() -> None:
+    j = job(at("Running", attempt=3), retries={"limit": 2})
+    d = decide(j, [pod(0, attempt=3, node="n1")], NOW, S, _nodes(n1=None))
+    assert d.status is not None and (d.status.phase, d.status.reason) == (Phase.FAILED,
+                                                                          "WorkerLost")
+    assert "spec.retries.limit=2 restarts are used up" in (d.status.message or "")
+
+
+def test_a_finished_worker_on_a_lost_node_is_not_lost() -> None:
+    d = decide(job(at("Running"), workers=2), [exited(0), running(1)], NOW, S,
+               _nodes(n0=None, n1=None))
+    # worker 1 runs on n0 too (the factory's default node): lost; worker 0 had finished.
+    assert d.status is not None and "worker 1" in (d.status.message or "")
+
+
+def test_created_job_whose_reserved_node_is_lost_goes_back_to_the_queue() -> None:
+    j = job(at("Created"), workers=1)  # reserved on n0..n3 by the factory; worker 0 -> n0
+    d = decide(j, [], NOW, S, _nodes(n0=None))
+    assert d.status is not None and (d.status.phase, d.status.attempt) == (Phase.PENDING, 2)
+
+
+def test_stale_pods_on_a_lost_node_are_force_deleted_before_the_next_attempt() -> None:
+    j = job(at("Created", attempt=2))
+    stale = pod(0, attempt=1, node="n1", deleted=True)
+    d = decide(j, [stale], NOW, S, _nodes(n1=None))
+    assert d.actions == (DeletePod("j-worker-0", 0),) and d.recheck_at is not None
 
 
 def test_pod_rejected() -> None:

@@ -1,0 +1,84 @@
+"""Prometheus metrics of the queue and the lifecycle, served as text on one HTTP port.
+
+Counters and histograms are fed from status transitions the operator wrote (so a refused,
+stale write is never counted); the by-phase gauge from the admission pass, which sees every
+job anyway. Names and labels are listed in docs/queue.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from trainingjob_operator.models import Phase, TrainingJob, TrainingJobStatus
+from trainingjob_operator.timeutil import parse_time
+
+# Seconds: from a blink to a day in the queue.
+BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
+TIMEOUT_REASONS = {"QueueTimeout": "queue", "DeployTimeout": "deploy", "Unschedulable": "deploy",
+                   "DeadlineExceeded": "run"}
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.jobs = Gauge("trainingjob_jobs", "TrainingJobs by phase.", ["phase"], registry=r)
+        self.queued_gpus = Gauge("trainingjob_queue_gpus_requested",
+                                 "GPUs requested by Pending TrainingJobs.", registry=r)
+        self.queue_wait = Histogram("trainingjob_queue_wait_seconds",
+                                    "Time an attempt spent Pending before admission.",
+                                    buckets=BUCKETS, registry=r)
+        self.deploy = Histogram("trainingjob_deploy_seconds",
+                                "Time from admission to every worker running.",
+                                buckets=BUCKETS, registry=r)
+        self.admissions = Counter("trainingjob_admissions", "Gang admissions (Pending->Created).",
+                                  registry=r)
+        self.retries = Counter("trainingjob_retries",
+                               "Gang restarts after a worker was lost to infrastructure.",
+                               registry=r)
+        self.timeouts = Counter("trainingjob_timeouts", "Jobs ended by a spec.timeouts limit.",
+                                ["timeout"], registry=r)
+        self.transitions = Counter("trainingjob_transitions", "Phase transitions written.",
+                                   ["phase", "reason"], registry=r)
+        for phase in Phase:
+            self.jobs.labels(phase.value)
+        for kind in sorted(set(TIMEOUT_REASONS.values())):
+            self.timeouts.labels(kind)
+
+    def transition(self, old: TrainingJobStatus, new: TrainingJobStatus, now: datetime) -> None:
+        """Count one transition written to the API (old -> new)."""
+        if new.phase is None or (new.phase == old.phase and new.attempt == old.attempt):
+            return
+        self.transitions.labels(new.phase.value, new.reason or "").inc()
+        since = parse_time(old.phase_time)
+        if new.phase is Phase.CREATED:
+            self.admissions.inc()
+            if since is not None:
+                self.queue_wait.observe((now - since).total_seconds())
+        elif new.phase is Phase.RUNNING:
+            admitted = next((parse_time(h.time) for h in reversed(old.history)
+                             if h.phase is Phase.CREATED), None)
+            if admitted is not None:
+                self.deploy.observe((now - admitted).total_seconds())
+        elif new.phase is Phase.PENDING and old.phase is not None:
+            self.retries.inc()
+        if new.reason in TIMEOUT_REASONS and new.phase.terminal:
+            self.timeouts.labels(TIMEOUT_REASONS[new.reason]).inc()
+
+    def census(self, jobs: Iterable[TrainingJob]) -> None:
+        by_phase = dict.fromkeys(Phase, 0)
+        queued = 0
+        for job in jobs:
+            if job.status.phase is not None:
+                by_phase[job.status.phase] += 1
+            if job.status.phase is Phase.PENDING:
+                queued += job.total_gpus
+        for phase, count in by_phase.items():
+            self.jobs.labels(phase.value).set(count)
+        self.queued_gpus.set(queued)
+
+    def serve(self, port: int, address: str = "0.0.0.0") -> None:
+        start_http_server(port, addr=address, registry=self.registry)

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from trainingjob_operator import lifecycle
+from trainingjob_operator.lifecycle import decide
+from trainingjob_operator.metrics import Metrics
+from trainingjob_operator.models import TrainingJob
+from trainingjob_operator.settings import Settings
+
+from tests.unit.operator.factories import NOW, at, job, pod, running
+
+S = Settings()
+
+
+def _after(j: TrainingJob, m: Metrics, d: lifecycle.Decision) -> None:
+    assert d.status is not None
+    m.transition(j.status, d.status, NOW)
+
+
+def test_transitions_feed_admissions_queue_wait_deploy_time_retries_and_timeouts() -> None:
+    m = Metrics()
+    pending = job(at("Pending"))  # Pending since T0 = NOW - 60s
+    m.transition(pending.status, lifecycle.admit(pending, ["n0"], NOW, S), NOW)
+    assert m.registry.get_sample_value("trainingjob_admissions_total") == 1
+    assert m.registry.get_sample_value("trainingjob_queue_wait_seconds_sum") == 60
+    deploying = job(at("Deploying", history=[{"phase": "Created", "reason": "Admitted",
+                                              "time": "2026-01-01T11:59:50Z"}]))
+    _after(deploying, m, decide(deploying, [running(0)], NOW, S))
+    assert m.registry.get_sample_value("trainingjob_deploy_seconds_sum") == 10
+    assert m.registry.get_sample_value("trainingjob_deploy_seconds_bucket", {"le": "10.0"}) == 1
+    lost = job(at("Running"))
+    _after(lost, m, decide(lost, [pod(0, deleted=True)], NOW, S))
+    assert m.registry.get_sample_value("trainingjob_retries_total") == 1
+    late = job(at("Pending"), timeouts={"queueSeconds": 5})
+    _after(late, m, decide(late, [], NOW, S))
+    assert m.registry.get_sample_value("trainingjob_timeouts_total", {"timeout": "queue"}) == 1
+    assert m.registry.get_sample_value("trainingjob_timeouts_total", {"timeout": "run"}) == 0
+    assert m.registry.get_sample_value("trainingjob_transitions_total", {
+        "phase": "DeployFailed", "reason": "QueueTimeout"}) == 1
+
+
+def test_a_status_refresh_without_a_new_phase_counts_nothing() -> None:
+    m = Metrics()
+    j = job(at("Running"))
+    m.transition(j.status, j.status.model_copy(update={"message": "x"}), NOW + timedelta(1))
+    assert m.registry.get_sample_value("trainingjob_transitions_total", {
+        "phase": "Running", "reason": "X"}) is None
+
+
+def test_census_counts_jobs_by_phase_and_queued_gpus() -> None:
+    m = Metrics()
+    m.census([job(at("Pending"), gpusPerWorker=4, workers=2), job(at("Running")),
+              job(at("Pending"))])
+    assert m.registry.get_sample_value("trainingjob_jobs", {"phase": "Pending"}) == 2
+    assert m.registry.get_sample_value("trainingjob_jobs", {"phase": "Completed"}) == 0
+    assert m.registry.get_sample_value("trainingjob_queue_gpus_requested") == 9
