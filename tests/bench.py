@@ -46,7 +46,7 @@ def one_run(kubectl: Kubectl, jobs: int, run_duration: str,
     ns = f"bench-{index}"
     kubectl.run("create", "namespace", ns)
     k = kubectl.in_namespace(ns)
-    env = {**os.environ, "KUBECONFIG": str(kubectl.kubeconfig)}
+    env = {**os.environ, "KUBECONFIG": str(kubectl.kubeconfig), "TRAININGJOB_METRICS_PORT": "0"}
     op = subprocess.Popen([sys.executable, "-m", "trainingjob_operator"], cwd=ROOT, env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

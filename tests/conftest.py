@@ -20,6 +20,7 @@ from typing import ClassVar
 import pytest
 
 from devcluster import build
+from devcluster.cluster import free_ports
 from tests.kube import Kubectl
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,18 +88,25 @@ class Operator:
     """The operator as a real process (python -m trainingjob_operator) against the cluster."""
 
     # Short grace periods and sweep so the failure rows play out in seconds.
-    ENV: ClassVar[dict[str, str]] = {"TRAININGJOB_IMAGE_PULL_GRACE_SECONDS": "4",
-           "TRAININGJOB_CONFIG_ERROR_GRACE_SECONDS": "4",
-           "TRAININGJOB_SWEEP_SECONDS": "1", "TRAININGJOB_QUEUE_REFRESH_SECONDS": "1"}
+    ENV: ClassVar[dict[str, str]] = {
+        "TRAININGJOB_IMAGE_PULL_GRACE_SECONDS": "4", "TRAININGJOB_CONFIG_ERROR_GRACE_SECONDS": "4",
+        "TRAININGJOB_NODE_LOST_GRACE_SECONDS": "2", "TRAININGJOB_SWEEP_SECONDS": "1",
+        "TRAININGJOB_QUEUE_REFRESH_SECONDS": "1"}
 
     def __init__(self, kubeconfig: Path, log_path: Path) -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
+        self.metrics_port = free_ports(1)[0]
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def start(self) -> None:
         assert self.proc is None or self.proc.poll() is not None
-        env = {**os.environ, **self.ENV, "KUBECONFIG": str(self.kubeconfig)}
+        env = {**os.environ, **self.ENV, "KUBECONFIG": str(self.kubeconfig),
+               "TRAININGJOB_METRICS_PORT": str(self.metrics_port)}
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "trainingjob_operator"],
                                          cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

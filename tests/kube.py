@@ -7,6 +7,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -123,3 +124,28 @@ def gpu_pods_on_nodes(kubectl: Kubectl) -> list[str]:
         "nvidia.com/gpu" in c.get("resources", {}).get("limits", {})
         for c in p["spec"]["containers"]) and p["status"].get("phase") not in (
         "Succeeded", "Failed")]
+
+
+def active_jobs(kubectl: Kubectl) -> list[str]:
+    """TrainingJobs anywhere that may hold a GPU reservation."""
+    jobs = kubectl.json("get", "trainingjobs", "--all-namespaces")["items"]
+    return [j["metadata"]["name"] for j in jobs
+            if (j.get("status") or {}).get("phase") in ("Created", "Deploying", "Running")]
+
+
+def wait_cluster_idle(kubectl: Kubectl, timeout: float = 90) -> None:
+    """Tests that count free GPUs first wait for earlier tests' GPU pods and jobs to go."""
+    eventually(lambda: not gpu_pods_on_nodes(kubectl) and not active_jobs(kubectl),
+               timeout=timeout, what="earlier tests' GPU pods and active jobs to go")
+
+
+def stop(ns: Kubectl, name: str) -> None:
+    ns.run("patch", "trainingjob", name, "--type=merge", "-p", '{"spec":{"stop":true}}')
+
+
+def entered(status: dict[str, Any], phase: str, attempt: int | None = None) -> datetime:
+    """When the job (last) entered `phase`, from its history."""
+    times = [h["time"] for h in status["history"] if h["phase"] == phase
+             and (attempt is None or h.get("attempt") == attempt)]
+    assert times, f"never {phase}: {status['history']}"
+    return datetime.fromisoformat(times[-1].replace("Z", "+00:00"))

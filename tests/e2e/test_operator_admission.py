@@ -7,26 +7,18 @@ import pytest
 from tests.kube import (
     Kubectl,
     eventually,
-    gpu_pods_on_nodes,
     status_of,
     training_job,
+    wait_cluster_idle,
     wait_phase,
 )
 
 pytestmark = [pytest.mark.kwok, pytest.mark.usefixtures("running_operator")]
 
 
-def _active_jobs(kubectl: Kubectl) -> list[str]:
-    """TrainingJobs anywhere that may hold a GPU reservation."""
-    jobs = kubectl.json("get", "trainingjobs", "--all-namespaces")["items"]
-    return [j["metadata"]["name"] for j in jobs
-            if (j.get("status") or {}).get("phase") in ("Created", "Deploying", "Running")]
-
-
 def test_job_larger_than_free_gpus_waits_then_is_admitted_when_another_finishes(
         ns: Kubectl, kubectl: Kubectl) -> None:
-    eventually(lambda: not gpu_pods_on_nodes(kubectl) and not _active_jobs(kubectl),
-               what="earlier tests' GPU pods and jobs to go")
+    wait_cluster_idle(kubectl)
     ns.apply(training_job("big", workers=3, gpus=8,
                           annotations={"outcome": "succeed", "run-duration": "6s"}))
     wait_phase(ns, "big", "Running")
@@ -37,6 +29,7 @@ def test_job_larger_than_free_gpus_waits_then_is_admitted_when_another_finishes(
     assert waiting["phase"] == "Pending" and waiting["reason"] == "WaitingForCapacity"
     assert waiting["queue"]["gpusNeeded"] == 16 and waiting["queue"]["gpusFree"] == 8
     assert "needs 16 GPUs (2 workers x 8 nvidia.com/gpu), 8 free" in waiting["message"]
+    assert waiting["queue"]["position"] >= 1
     conditions = {c["type"]: c["status"] for c in waiting["conditions"]}
     assert conditions["Admitted"] == "False"
 
