@@ -24,7 +24,8 @@ from devcluster.cluster import free_ports
 from tests.kube import Kubectl
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_CLUSTER_DIR = ROOT / ".devcluster-test"
+# Two test runs side by side need two clusters: DEVCLUSTER_TEST_DIR picks another directory.
+TEST_CLUSTER_DIR = Path(os.environ.get("DEVCLUSTER_TEST_DIR", ROOT / ".devcluster-test"))
 
 
 @dataclass(frozen=True)
