@@ -18,6 +18,8 @@ SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 GPU_RESOURCE = "nvidia.com/gpu"
 STAGES_FILE = Path(__file__).resolve().parent / "stages" / "pod-stages.yaml"
+# Any node Stage replaces kwok's default node stages, so this file holds the whole node lifecycle.
+NODE_STAGES_FILE = STAGES_FILE.with_name("node-stages.yaml")
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,7 @@ def command_lines(bin_dir: Path, data_dir: Path, pki: Pki, ports: Ports) -> dict
         ],
         "kwok": [
             str(bin_dir / "kwok"), f"--kubeconfig={kubeconfigs / 'kwok.yaml'}",
-            f"--config={STAGES_FILE}", "--manage-all-nodes=false",
+            f"--config={STAGES_FILE}", f"--config={NODE_STAGES_FILE}", "--manage-all-nodes=false",
             f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
             "--node-lease-duration-seconds=40", "--cidr=10.244.0.1/16", "--v=INFO",
         ],

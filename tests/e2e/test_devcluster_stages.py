@@ -1,4 +1,5 @@
-"""Every lifecycle annotation of devcluster/README.md produces the pod status it promises."""
+"""Every lifecycle annotation of devcluster/README.md produces the pod or node status it
+promises."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.kube import Kubectl, eventually, pod
+from tests.kube import ANNOTATION, Kubectl, eventually, pod
 
 pytestmark = pytest.mark.kwok
 
@@ -140,3 +141,115 @@ def test_start_delay_holds_the_pod_in_container_creating(ns: Kubectl) -> None:
     assert _status(ns, "slow-start").get("podIP") is None
     eventually(lambda: _status(ns, "slow-start").get("phase") == "Running", timeout=30,
                what="the pod to start after its start-delay")
+
+
+# Node condition annotation. The node tests share the cluster with every other test: they use
+# gpu-node-3 and always hand it back Ready and untainted.
+NOT_READY_NODE = "gpu-node-3"
+NODE_CONDITION = ANNOTATION + "node-condition"
+
+
+def _ready_condition(kubectl: Kubectl, node: str) -> dict[str, Any]:
+    conditions = kubectl.json("get", "node", node)["status"]["conditions"]
+    ready: dict[str, Any] = next(c for c in conditions if c["type"] == "Ready")
+    return ready
+
+
+def _taints(kubectl: Kubectl, node: str) -> list[str]:
+    taints = kubectl.json("get", "node", node)["spec"].get("taints", [])
+    return [f"{t['key']}:{t['effect']}" for t in taints]
+
+
+def _set_not_ready(kubectl: Kubectl, node: str) -> None:
+    kubectl.run("annotate", "--overwrite", "node", node, f"{NODE_CONDITION}=NotReady")
+    kubectl.wait(f"node/{node}", "condition=Ready=false", timeout=10)
+
+
+def _restore(kubectl: Kubectl, node: str) -> None:
+    """Ready again, and schedulable: the node controller has lifted its not-ready taints."""
+    kubectl.run("annotate", "node", node, f"{NODE_CONDITION}-", check=False)
+    kubectl.wait(f"node/{node}", "condition=Ready=true", timeout=10)
+    eventually(lambda: not _taints(kubectl, node), timeout=30,
+               what=f"the not-ready taints to leave {node}")
+
+
+def test_node_condition_not_ready_turns_the_node_not_ready_until_removed(
+        kubectl: Kubectl) -> None:
+    node = NOT_READY_NODE
+    before = _ready_condition(kubectl, node)
+    assert before["status"] == "True"
+    try:
+        started = time.monotonic()
+        _set_not_ready(kubectl, node)
+        took = time.monotonic() - started
+        down = _ready_condition(kubectl, node)
+        assert (down["reason"], down["message"]) == (
+            "KubeletNotReady", f"devcluster: set NotReady by the annotation {NODE_CONDITION}")
+        assert took < 5, f"NotReady took {took:.1f}s"
+        eventually(lambda: "node.kubernetes.io/not-ready:NoExecute" in _taints(kubectl, node),
+                   timeout=30, what="the node controller to taint the NotReady node")
+
+        # The NotReady node keeps heartbeating, and the heartbeat does not make it Ready.
+        eventually(lambda: _ready_condition(kubectl, node)["lastHeartbeatTime"]
+                   > down["lastHeartbeatTime"], timeout=60, interval=1,
+                   what="a heartbeat of the NotReady node")
+        beaten = _ready_condition(kubectl, node)
+        assert beaten["status"] == "False"
+        assert beaten["lastTransitionTime"] == down["lastTransitionTime"]
+
+        started = time.monotonic()
+        kubectl.run("annotate", "node", node, f"{NODE_CONDITION}-")
+        kubectl.wait(f"node/{node}", "condition=Ready=true", timeout=10)
+        took = time.monotonic() - started
+        back = _ready_condition(kubectl, node)
+        assert back["reason"] == "KubeletReady"
+        assert back["lastTransitionTime"] >= beaten["lastHeartbeatTime"]
+        assert took < 5, f"Ready again took {took:.1f}s"
+    finally:
+        _restore(kubectl, node)
+    allocatable = kubectl.json("get", "node", node)["status"]["allocatable"]
+    assert allocatable["nvidia.com/gpu"] == "8"
+
+
+def test_pods_on_a_not_ready_node_keep_running_and_can_be_deleted(
+        ns: Kubectl, kubectl: Kubectl) -> None:
+    node = NOT_READY_NODE
+    names = ("graceful", "forced")
+    for name in names:
+        manifest = pod(name, annotations={"terminate-duration": "2s"})
+        manifest["spec"]["nodeSelector"] = {"kubernetes.io/hostname": node}
+        ns.apply(manifest)
+    for name in names:
+        ns.wait(f"pod/{name}", "condition=Ready")
+    try:
+        _set_not_ready(kubectl, node)
+        time.sleep(2)
+        for name in names:  # kwok keeps posting their status: the node controller leaves them
+            status = _status(ns, name)
+            ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+            assert (status["phase"], ready["status"]) == ("Running", "True")
+        ns.run("delete", "pod", "graceful", "--wait=false")
+        ns.run("delete", "pod", "forced", "--grace-period=0", "--force")
+        assert ns.run("get", "pod", "forced", check=False).returncode != 0
+        ns.wait("pod/graceful", "delete", timeout=30)
+    finally:
+        _restore(kubectl, node)
+
+
+def test_an_ordinary_node_keeps_heartbeating_ready(kubectl: Kubectl) -> None:
+    node = "gpu-node-0"
+    first = _ready_condition(kubectl, node)
+    lease = kubectl.json("get", "lease", "-n", "kube-node-lease", node)["spec"]
+    assert first["status"] == "True"
+    assert lease["leaseDurationSeconds"] == 40
+    eventually(lambda: _ready_condition(kubectl, node)["lastHeartbeatTime"]
+               > first["lastHeartbeatTime"], timeout=60, interval=1,
+               what=f"a heartbeat of {node}")
+    later = _ready_condition(kubectl, node)
+    assert later["status"] == "True"
+    assert later["lastTransitionTime"] == first["lastTransitionTime"]
+    assert not _taints(kubectl, node)
+    # kwok renews the node's Lease every 10 s: the node controller never marks it Unknown.
+    eventually(lambda: kubectl.json("get", "lease", "-n", "kube-node-lease", node)["spec"]
+               ["renewTime"] > lease["renewTime"], timeout=30, interval=1,
+               what=f"{node}'s lease to be renewed")

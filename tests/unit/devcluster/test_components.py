@@ -2,12 +2,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
 from devcluster.components import (
     COMPONENTS,
     KWOK_NODE_ANNOTATION,
+    NODE_STAGES_FILE,
     STAGES_FILE,
     NodeShape,
     Ports,
@@ -75,7 +78,8 @@ def test_kwok_manages_only_annotated_nodes_with_our_stages() -> None:
     argv = _lines()["kwok"]
     assert _flag(argv, "manage-all-nodes") == "false"
     assert _flag(argv, "manage-nodes-with-annotation-selector") == f"{KWOK_NODE_ANNOTATION}=fake"
-    assert _flag(argv, "config") == str(STAGES_FILE)
+    configs = [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
+    assert configs == [str(STAGES_FILE), str(NODE_STAGES_FILE)]
 
 
 def test_kubeconfig_embeds_credentials() -> None:
@@ -101,21 +105,35 @@ def test_node_list_has_the_configured_count() -> None:
     assert names == ["gpu-node-0", "gpu-node-1", "gpu-node-2"]
 
 
-def _stages() -> list[dict[str, object]]:
-    return [doc for doc in yaml.safe_load_all(STAGES_FILE.read_text()) if doc]
+def _stages(path: Path = STAGES_FILE) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
-def test_stages_are_pod_stages_with_unique_names() -> None:
-    stages = _stages()
-    names = [s["metadata"]["name"] for s in stages]  # type: ignore[index]
-    assert len(names) == len(set(names)) >= 8
+@pytest.mark.parametrize(("path", "kind", "at_least"), [(STAGES_FILE, "Pod", 8),
+                                                        (NODE_STAGES_FILE, "Node", 5)])
+def test_stages_have_one_kind_and_unique_names(path: Path, kind: str, at_least: int) -> None:
+    stages = _stages(path)
+    names = [s["metadata"]["name"] for s in stages]
+    assert len(names) == len(set(names)) >= at_least
     for stage in stages:
         assert stage["kind"] == "Stage"
-        assert stage["spec"]["resourceRef"] == {"apiGroup": "v1", "kind": "Pod"}  # type: ignore[index]
+        assert stage["spec"]["resourceRef"] == {"apiGroup": "v1", "kind": kind}
+
+
+def test_node_stages_replace_kwoks_defaults_with_initialize_and_heartbeats() -> None:
+    # Any node Stage disables kwok's default node stages: ours must initialize the node and
+    # keep heartbeating it, whether it is Ready or NotReady.
+    stages = {s["metadata"]["name"]: s["spec"] for s in _stages(NODE_STAGES_FILE)}
+    assert "devcluster-node-initialize" in stages
+    heartbeats = [spec for name, spec in stages.items() if name.endswith("heartbeat")]
+    assert len(heartbeats) == 2
+    for spec in heartbeats:  # at most half the node monitor grace period (50 s)
+        assert spec["delay"]["jitterDurationMilliseconds"] <= 25000
 
 
 def test_every_annotation_the_stages_read_is_documented() -> None:
-    used = set(re.findall(r"devcluster\.training\.dev/[a-z-]+", STAGES_FILE.read_text()))
     documented = set(re.findall(r"devcluster\.training\.dev/[a-z-]+", README.read_text()))
-    assert used, "the stages read no annotations"
-    assert used <= documented, f"undocumented: {sorted(used - documented)}"
+    for path in (STAGES_FILE, NODE_STAGES_FILE):
+        used = set(re.findall(r"devcluster\.training\.dev/[a-z-]+", path.read_text()))
+        assert used, f"{path.name} reads no annotations"
+        assert used <= documented, f"undocumented in {path.name}: {sorted(used - documented)}"
