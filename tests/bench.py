@@ -1,7 +1,9 @@
 """`make bench`: N one-worker TrainingJobs applied at once on a fresh devcluster.
 
 Measures the time from the apply until every job is Completed, and the operator's peak
-resident memory (VmHWM), over --repeat runs; prints each run and the median.
+resident memory (VmHWM), over --repeat runs; prints each run and the median. First, the
+pure queue pass alone at scale: one admission plan and its waiting statuses for
+--queue-jobs Pending jobs on --queue-nodes nodes (no cluster involved).
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ import statistics
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from trainingjob_operator import admission, lifecycle
+from trainingjob_operator.models import TrainingJob
+from trainingjob_operator.nodes import NodeView
+from trainingjob_operator.settings import Settings
 
 from devcluster import build
 from tests.kube import Kubectl, training_job
@@ -78,12 +86,49 @@ def one_run(kubectl: Kubectl, jobs: int, run_duration: str,
     return elapsed, peak, patches, events
 
 
+def queue_pass(jobs: int, nodes: int, repeat: int = 5) -> None:
+    """Time one admission pass's pure work: plan() and the waiting statuses, medians."""
+    now = datetime.now(UTC)
+    settings = Settings()
+    views = [NodeView(f"n{i}", {"nvidia.com/gpu": 8}, True, {"pool": "a" if i % 2 else "b"})
+             for i in range(nodes)]
+    free = {"nvidia.com/gpu": {v.name: i % 3 for i, v in enumerate(views)}}  # a busy cluster
+    shapes = [(1, 1), (1, 2), (2, 4), (1, 8), (4, 8), (2, 2)]
+    pending = {}
+    for i in range(jobs):
+        workers, gpus = shapes[i % len(shapes)]
+        created = (now - timedelta(seconds=jobs - i)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        template = {"spec": {"nodeSelector": {"pool": "a"}}} if i % 5 == 0 else None
+        pending[("bench", f"job-{i}")] = TrainingJob.model_validate({
+            "metadata": {"name": f"job-{i}", "namespace": "bench", "creationTimestamp": created},
+            "spec": {"image": "x", "workers": workers, "gpusPerWorker": gpus,
+                     "priority": i % 3, "template": template},
+            "status": {"phase": "Pending", "reason": "WaitingForCapacity", "phaseTime": created}})
+    plans, explains = [], []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        plan = admission.plan([admission.candidate(k, j) for k, j in pending.items()], views,
+                              free, now, timedelta(minutes=10))
+        plans.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        for w in plan.waiting:
+            lifecycle.waiting(pending[w.key], w, now, settings)
+        explains.append(time.perf_counter() - started)
+    print(f"queue pass: {jobs} Pending jobs on {nodes} nodes: plan median "
+          f"{statistics.median(plans) * 1000:.0f} ms, waiting statuses median "
+          f"{statistics.median(explains) * 1000:.0f} ms ({len(plan.admit)} admitted, "
+          f"{len(plan.waiting)} waiting)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--run-duration", default="2s", help="how long each job trains")
+    parser.add_argument("--queue-jobs", type=int, default=10000)
+    parser.add_argument("--queue-nodes", type=int, default=100)
     args = parser.parse_args()
+    queue_pass(args.queue_jobs, args.queue_nodes)
     devcluster = [sys.executable, "-m", "devcluster", "--dir", str(DATA)]
     subprocess.run([*devcluster, "down"], cwd=ROOT, check=True, capture_output=True)
     subprocess.run([*devcluster, "up"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)

@@ -127,60 +127,115 @@ def _numbered(waiting: Sequence[Waiting]) -> list[Waiting]:
     return out
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """What decides a job's fit: jobs of one shape fit or fail alike in a pass."""
+
+    resource: str
+    placement: tuple[object, ...]
+    workers: int
+    per_worker: int
+
+
+@dataclass
+class _Nodes:
+    """A shape's nodes, computed once per pass: which qualify, the largest, whether the
+    gang fits on them when empty (if not, holding them would block for nothing)."""
+
+    mine: list[NodeView]
+    ready: list[str]
+    largest: int
+    fits_empty: bool
+    held: bool = False           # every ready node is held by some job
+    held_starving: bool = False  # ...by a job past the backfill window
+
+
 def plan(candidates: Iterable[Candidate], nodes: Iterable[NodeView],
          free_by_resource: Mapping[str, Mapping[str, int]], now: datetime | None = None,
          backfill_window: timedelta = timedelta(minutes=10)) -> Plan:
     """Admit, in queue order, every job whose whole gang fits in what is free and not held
-    by a job ahead of it; say for every other job why it waits and where it stands."""
+    by a job ahead of it; say for every other job why it waits and where it stands.
+
+    Within a pass free GPUs only shrink and holds only grow (later jobs have lower or equal
+    priority), so a shape that failed fails again until an admission or a new hold changes
+    the state: its verdict is reused, and 10,000 Pending jobs cost a few full evaluations."""
     nodes = list(nodes)
     left = {r: dict(f) for r, f in free_by_resource.items()}
-    holds: dict[tuple[str, str], Hold] = {}  # (resource, node) -> the first job holding it
+    holds: dict[tuple[str, str], Hold] = {}  # (resource, node) -> the job holding it
     admit: dict[Key, list[str]] = {}
     waiting: list[Waiting] = []
+    shapes: dict[_Shape, _Nodes] = {}
+    failed: dict[_Shape, tuple[int, Waiting]] = {}  # shape -> (state version, verdict)
+    version = 0  # bumped by every admission and every new or stronger hold
     for job in order(candidates):
         if job.per_worker == 0:
             admit[job.key] = []
             continue
-        mine = [n for n in nodes if eligible(n, job.placement)]
-        largest = max((n.allocatable.get(job.resource, 0) for n in mine), default=0)
-        needed = job.workers * job.per_worker
-        pool = {n.name: left.setdefault(job.resource, {}).get(n.name, 0)
-                for n in mine if n.schedulable}
-        available = sum(max(v, 0) for v in pool.values())
-        if largest < job.per_worker:
-            constrained = job.placement.node_selector or job.placement.affinity_terms
-            where = "" if not constrained else (
-                f"matching {job.placement.describe()}" if mine
-                else f"no node matches {job.placement.describe()}")
-            waiting.append(Waiting(job.key, NO_NODE_FITS, needed, available, largest,
-                                   detail=where))
-            continue
-        closed = {n: h for n in pool
-                  if (h := holds.get((job.resource, n))) is not None and h.closes_to(job)}
-        placement = place(job.workers, job.per_worker,
-                          {n: v for n, v in pool.items() if n not in closed})
-        if placement is not None:
-            for node in placement:
-                left[job.resource][node] -= job.per_worker
-            admit[job.key] = placement
-            continue
-        if closed and place(job.workers, job.per_worker, pool) is not None:
-            first = max(closed.values(), key=lambda h: (h.starving, h.priority))
-            why = ", waiting longer than the backfill window" if first.starving else ""
-            waiting.append(Waiting(job.key, BEHIND_HIGHER_PRIORITY, needed, available, largest,
-                                   detail=f"{first.key[0]}/{first.key[1]} (priority "
-                                   f"{first.priority}{why}) is ahead in the queue and waits "
-                                   "for the same nodes"))
+        shape = _Shape(job.resource, job.placement.key(), job.workers, job.per_worker)
+        known = failed.get(shape)
+        if known is not None and known[0] == version:
+            verdict = known[1]
         else:
-            waiting.append(Waiting(job.key, WAITING_FOR_CAPACITY, needed, available, largest))
-        ready_capacity = {n.name: n.allocatable.get(job.resource, 0)
-                          for n in mine if n.schedulable}
-        if place(job.workers, job.per_worker, ready_capacity) is None:
-            continue  # cannot fit even on empty ready nodes: holding would block for nothing
+            where = shapes.get(shape)
+            if where is None:
+                where = shapes[shape] = _nodes_of(job, nodes)
+            outcome = _evaluate(job, where, left.setdefault(job.resource, {}), holds)
+            if isinstance(outcome, list):
+                for node in outcome:
+                    left[job.resource][node] -= job.per_worker
+                admit[job.key] = outcome
+                version += 1
+                continue
+            verdict = outcome
+            failed[shape] = (version, verdict)
+        waiting.append(Waiting(job.key, verdict.reason, verdict.needed, verdict.free,
+                               verdict.largest_node, detail=verdict.detail))
+        where = shapes[shape]
+        if verdict.reason == NO_NODE_FITS or not where.fits_empty:
+            continue  # a job that could never fit holds nothing
         starving = job.waiting_since is not None and now is not None and \
             now - job.waiting_since >= backfill_window
-        for n in ready_capacity:
-            holds.setdefault((job.resource, n), Hold(job.key, job.priority, starving))
-            if starving and not holds[(job.resource, n)].starving:
+        if where.held_starving or (where.held and not starving):
+            continue  # holds only grow: this job would add none
+        for n in where.ready:
+            held = holds.get((job.resource, n))
+            if held is None or (starving and not held.starving):
                 holds[(job.resource, n)] = Hold(job.key, job.priority, starving)
+                version += 1
+        where.held, where.held_starving = True, where.held_starving or starving
     return Plan(admit, _numbered(waiting))
+
+
+def _nodes_of(job: Candidate, nodes: Sequence[NodeView]) -> _Nodes:
+    mine = [n for n in nodes if eligible(n, job.placement)]
+    ready = {n.name: n.allocatable.get(job.resource, 0) for n in mine if n.schedulable}
+    return _Nodes(mine, list(ready), max((n.allocatable.get(job.resource, 0) for n in mine),
+                                         default=0),
+                  place(job.workers, job.per_worker, ready) is not None)
+
+
+def _evaluate(job: Candidate, where: _Nodes, left: Mapping[str, int],
+              holds: Mapping[tuple[str, str], Hold]) -> list[str] | Waiting:
+    """The placement if the gang fits in what is free and not held against it; else why not."""
+    needed = job.workers * job.per_worker
+    pool = {n: left.get(n, 0) for n in where.ready}
+    available = sum(max(v, 0) for v in pool.values())
+    if where.largest < job.per_worker:
+        constrained = job.placement.node_selector or job.placement.affinity_terms
+        detail = "" if not constrained else (
+            f"matching {job.placement.describe()}" if where.mine
+            else f"no node matches {job.placement.describe()}")
+        return Waiting(job.key, NO_NODE_FITS, needed, available, where.largest, detail=detail)
+    closed = {n: h for n in pool
+              if (h := holds.get((job.resource, n))) is not None and h.closes_to(job)}
+    placement = place(job.workers, job.per_worker,
+                      {n: v for n, v in pool.items() if n not in closed})
+    if placement is not None:
+        return placement
+    if closed and place(job.workers, job.per_worker, pool) is not None:
+        first = max(closed.values(), key=lambda h: (h.starving, h.priority))
+        why = ", waiting longer than the backfill window" if first.starving else ""
+        return Waiting(job.key, BEHIND_HIGHER_PRIORITY, needed, available, where.largest,
+                       detail=f"{first.key[0]}/{first.key[1]} (priority {first.priority}{why}) "
+                       "is ahead in the queue and waits for the same nodes")
+    return Waiting(job.key, WAITING_FOR_CAPACITY, needed, available, where.largest)

@@ -75,6 +75,13 @@ class Placement:
                    tuple(affinity.get("nodeSelectorTerms") or ()),
                    tuple(pod_spec.get("tolerations") or ()))
 
+    def key(self) -> tuple[object, ...]:
+        """Equal for placements that admit the same nodes (a cache key; dicts do not hash)."""
+        if not (self.node_selector or self.affinity_terms or self.tolerations):
+            return ()
+        return (tuple(sorted(self.node_selector.items())), repr(self.affinity_terms),
+                repr(self.tolerations))
+
     def describe(self) -> str:
         parts = [f"nodeSelector {dict(self.node_selector)}"] if self.node_selector else []
         if self.affinity_terms:
