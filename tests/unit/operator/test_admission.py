@@ -169,3 +169,14 @@ def test_a_plan_never_admits_more_than_is_free_nor_onto_a_node_a_job_may_not_use
     assert all(taken[n] <= pool[n] for n in pool)
     assert len(result.admit) + len(result.waiting) == len(candidates)
     assert [w.position for w in result.waiting] == list(range(1, len(result.waiting) + 1))
+
+
+def test_a_retried_job_keeps_its_place_ahead_of_younger_jobs() -> None:
+    retried = job(at("Pending", attempt=2, phaseTime="2026-01-01T12:00:00Z"))  # just requeued
+    first = job(at("Pending"))
+    younger = first.model_copy(update={"metadata": first.metadata.model_copy(update={
+        "name": "y", "creation_timestamp": "2026-01-01T11:59:30Z"})})
+    result = plan([candidate(("ns", "y"), younger), candidate(("ns", "j"), retried)],
+                  NODES[:1], _free(n0=1), NOW, WINDOW)
+    assert list(result.admit) == [("ns", "j")]
+    assert [(w.key[1], w.position) for w in result.waiting] == [("y", 1)]
