@@ -64,11 +64,13 @@ def test_failed_setup_fails_deploy(ns: Kubectl) -> None:
 
 
 def test_unschedulable_past_deploy_seconds_fails_deploy(ns: Kubectl) -> None:
+    # The GPU queue admits it (it counts GPUs); no node has 500 CPUs for the scheduler.
     ns.apply(training_job("nowhere", timeouts={"deploySeconds": 3},
-                          template={"spec": {"nodeSelector": {"gpu": "h100"}}}))
+                          resources={"requests": {"cpu": "500"}}))
     message = _ends(ns, "nowhere", "DeployFailed", "Unschedulable")["message"]
-    assert "could not be scheduled within spec.timeouts.deploySeconds=3s" in message
-    assert "node affinity/selector" in message
+    assert "not every worker was running within spec.timeouts.deploySeconds=3s; worker 0 " \
+           "(pod nowhere-worker-0) could not be scheduled: 0/4 nodes are available" in message
+    assert "Insufficient cpu" in message
 
 
 def test_pod_rejected_by_the_api_fails_deploy(ns: Kubectl) -> None:

@@ -156,3 +156,25 @@ def test_run_deadline_counts_running_time_only_and_releases_the_gpus(
     ns.apply(training_job("whole", workers=4, gpus=8, annotations={"outcome": "succeed",
                                                                     "run-duration": "1s"}))
     wait_phase(ns, "whole", "Completed", timeout=60)
+
+
+def test_node_selectors_decide_where_a_gang_may_go(ns: Kubectl, kubectl: Kubectl) -> None:
+    ns.apply(training_job("h100", template={"spec": {"nodeSelector": {"gpu": "h100"}}}))
+    status = eventually(lambda: (s := status_of(ns, "h100")).get("reason") == "NoNodeFits"
+                        and s, timeout=30, what="NoNodeFits")
+    assert status["message"] == ("no node can hold one worker: no node matches nodeSelector "
+                                 "{'gpu': 'h100'}; fix the node constraints in "
+                                 "spec.template.spec or add such nodes")
+    stop(ns, "h100")
+    wait_cluster_idle(kubectl)
+    pinned = {"nodeSelector": {"kubernetes.io/hostname": "gpu-node-2"}}
+    ns.apply(training_job("there", gpus=8, template={"spec": pinned}))
+    ns.apply(training_job("also-there", gpus=1, template={"spec": pinned}))
+    wait_phase(ns, "there", "Running")
+    assert ns.json("get", "pod", "there-worker-0")["spec"]["nodeName"] == "gpu-node-2"
+    # gpu-node-2 is full and the job may use no other node, though 24 GPUs are free elsewhere
+    waiting = _queue(ns, "also-there", "WaitingForCapacity", 1)
+    assert waiting["queue"]["gpusFree"] == 0
+    stop(ns, "there")
+    wait_phase(ns, "also-there", "Running")
+    stop(ns, "also-there")
