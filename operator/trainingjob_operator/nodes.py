@@ -140,23 +140,14 @@ def eligible(node: NodeView, placement: Placement) -> bool:
                if t.effect in BLOCKING_EFFECTS and not t.key.startswith(NODE_CONTROLLER_TAINTS))
 
 
-def lost_since(node: NodeView | None, now: datetime) -> datetime | None:
-    """Since when the node has been unable to run pods; `now` when it no longer exists."""
-    if node is None:
-        return now
-    if node.ready:
-        return None
-    return parse_time(node.ready_since) or now
-
-
 def node_lost(name: str, node: NodeView | None, now: datetime,
               grace: timedelta) -> tuple[str | None, datetime | None]:
     """(why the node counts as lost, or None; when it will count as lost, for the sweep)."""
     if node is None:
         return f"node {name} was deleted", None
-    since = lost_since(node, now)
-    if since is None:
+    if node.ready:
         return None, None
+    since = parse_time(node.ready_since) or now
     if now - since >= grace:
         return (f"node {name} has been NotReady for {int((now - since).total_seconds())}s",
                 None)
