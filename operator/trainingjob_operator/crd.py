@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from trainingjob_operator import GROUP, KIND, PLURAL, VERSION
-from trainingjob_operator.models import TrainingJobSpec, TrainingJobStatus
+from trainingjob_operator.models import Phase, TrainingJobSpec, TrainingJobStatus
 
 # OpenAPI keywords a structural schema keeps; everything else pydantic emits is dropped.
 _KEEP = {"type", "description", "default", "minimum", "maximum", "minLength", "maxLength",
@@ -20,6 +20,21 @@ _KEEP = {"type", "description", "default", "minimum", "maximum", "minLength", "m
 
 IMMUTABLE_MESSAGE = ("spec is immutable once the TrainingJob exists, except spec.stop: to "
                      "change it, delete the TrainingJob and create it again")
+
+
+TERMINAL_PHASES = sorted(p.value for p in Phase if p.terminal)
+# A finished job is a record: re-applying the same manifest is a no-op, any spec change
+# (spec.stop included) is refused instead of silently doing nothing.
+FINISHED_RULE = {
+    "rule": (f"!has(oldSelf.status) || !has(oldSelf.status.phase) || "
+             f"!(oldSelf.status.phase in {TERMINAL_PHASES!r}) || self.spec == oldSelf.spec"),
+    "messageExpression": (
+        "'this TrainingJob has finished (' + oldSelf.status.phase + '), so its spec cannot "
+        "change: to run it again, delete it and apply it again, or create a new "
+        "TrainingJob with another name'"),
+    "reason": "FieldValueForbidden",
+    "fieldPath": ".spec",
+}
 
 
 def _openapi(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
@@ -119,6 +134,7 @@ def crd() -> dict[str, Any]:
                     "type": "object",
                     "description": "A distributed training job: a gang of GPU worker pods.",
                     "required": ["spec"],
+                    "x-kubernetes-validations": [FINISHED_RULE],
                     "properties": {
                         "apiVersion": {"type": "string"}, "kind": {"type": "string"},
                         "metadata": {"type": "object"},

@@ -10,7 +10,7 @@ leftover pods happens, never a new status.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from trainingjob_operator.admission import BEHIND_HIGHER_PRIORITY, NO_NODE_FITS, Waiting
@@ -93,12 +93,16 @@ WARNING_PHASES = frozenset({Phase.DEPLOY_FAILED, Phase.FAILED})
 
 def _conditions(old: Sequence[Condition], phase: Phase, reason: str, message: str,
                 admitted: bool, generation: int, now: str) -> list[Condition]:
+    # Reconciling and Stalled are the "abnormal-true" pair kstatus (Flux, cli-utils) reads:
+    # an active job is still in progress, a failed one will not progress any more.
     wanted = {
         "Admitted": (admitted, "Admitted" if admitted else reason),
         "Running": (phase is Phase.RUNNING, reason),
         "Finished": (phase.terminal, phase.value if phase.terminal else reason),
         "Complete": (phase is Phase.COMPLETED, reason),
         "Failed": (phase in WARNING_PHASES, reason),
+        "Reconciling": (phase.active, reason),
+        "Stalled": (phase in WARNING_PHASES, reason),
     }
     previous = {c.type: c for c in old}
     out = []
@@ -280,7 +284,10 @@ def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime, settings: S
             return Decision(actions=tuple(cleanup), recheck_at=now + timedelta(seconds=5))
         gone = next((w for w in workers if w.state is WorkerState.LOST), None)
         if gone is not None:  # a reserved node was lost before any pod existed
-            return _end(job, lost_worker(job, gone), stale, now, settings, lost)
+            verdict = lost_worker(job, gone)
+            if not verdict.retry:  # it never started: a deploy failure, not a training one
+                verdict = replace(verdict, phase=Phase.DEPLOY_FAILED)
+            return _end(job, verdict, stale, now, settings, lost)
         creates: list[Action] = [CreateService()]
         creates += [CreatePod(w.index, _reserved_node(job, w.index))
                     for w in workers if w.state is WorkerState.MISSING]

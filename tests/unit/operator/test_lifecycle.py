@@ -10,6 +10,7 @@ from trainingjob_operator.admission import Waiting
 from trainingjob_operator.lifecycle import EDGES, CreatePod, CreateService, DeletePod, decide
 from trainingjob_operator.models import Phase
 from trainingjob_operator.nodes import NodeView
+from trainingjob_operator.pods import PodView
 from trainingjob_operator.settings import Settings
 
 from tests.unit.operator.factories import NOW, T0, at, exited, job, pod, running, waiting
@@ -349,3 +350,28 @@ def test_unreadable_job_gets_a_terminal_invalid_spec_status() -> None:
     assert message.startswith("the spec cannot be read: spec.workers: not an int")
     assert status["history"] == [{"phase": "DeployFailed", "reason": "InvalidSpec",
                                   "message": message, "time": "2026-01-01T12:00:00Z"}]
+
+
+@pytest.mark.parametrize(("before", "worker", "phase", "reconciling", "stalled"), [
+    ("Deploying", running(0), Phase.RUNNING, "True", "False"),
+    ("Running", exited(0), Phase.COMPLETED, "False", "False"),
+    ("Running", exited(0, 3, "Error"), Phase.FAILED, "False", "True"),
+])
+def test_kstatus_conditions_follow_the_phase(before: str, worker: PodView, phase: Phase,
+                                              reconciling: str, stalled: str) -> None:
+    """kstatus (Flux, cli-utils) reads Reconciling=True as in progress, Stalled=True as failed."""
+    d = decide(job(at(before), workers=1), [worker], NOW, S)
+    assert d.status is not None and d.status.phase is phase
+    conditions = {c.type: c for c in d.status.conditions}
+    assert (conditions["Reconciling"].status, conditions["Stalled"].status) == (reconciling,
+                                                                                stalled)
+    assert all(c.observed_generation == d.status.observed_generation
+               for c in conditions.values())
+
+
+def test_reserved_node_lost_before_any_pod_without_retries_is_a_deploy_failure() -> None:
+    """Found by the lifecycle property test: Created has no edge to Failed (DESIGN.md §2)."""
+    d = decide(job(at("Created"), workers=1, retries={"limit": 0}),
+               [pod(0, reason="Evicted", deleted=True)], NOW, S)
+    assert d.status is not None and (d.status.phase, d.status.reason) == (Phase.DEPLOY_FAILED,
+                                                                          "WorkerLost")
