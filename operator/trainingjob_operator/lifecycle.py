@@ -284,10 +284,10 @@ def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime, settings: S
             return Decision(actions=tuple(cleanup), recheck_at=now + timedelta(seconds=5))
         gone = next((w for w in workers if w.state is WorkerState.LOST), None)
         if gone is not None:  # a reserved node was lost before any pod existed
-            verdict = lost_worker(job, gone)
-            if not verdict.retry:  # it never started: a deploy failure, not a training one
-                verdict = replace(verdict, phase=Phase.DEPLOY_FAILED)
-            return _end(job, verdict, stale, now, settings, lost)
+            lost_one = lost_worker(job, gone)
+            if not lost_one.retry:  # it never started: a deploy failure, not a training one
+                lost_one = replace(lost_one, phase=Phase.DEPLOY_FAILED)
+            return _end(job, lost_one, stale, now, settings, lost)
         creates: list[Action] = [CreateService()]
         creates += [CreatePod(w.index, _reserved_node(job, w.index))
                     for w in workers if w.state is WorkerState.MISSING]
