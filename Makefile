@@ -27,6 +27,11 @@ venv: $(VENV)/.installed
 devcluster-build: venv
 	@$(DEVCLUSTER) build
 
+# The tools of devcluster/tools (helm, tjcheck), cached like the control plane.
+.PHONY: tools-build
+tools-build: venv
+	@$(DEVCLUSTER) tools
+
 cluster-up: venv
 	@$(DEVCLUSTER) up
 
@@ -60,7 +65,7 @@ bench: venv devcluster-build
 
 # Lint, then the whole suite: unit tests and, against a devcluster the fixtures start and
 # stop, e2e tests.
-test: lint devcluster-build
+test: lint devcluster-build tools-build
 	$(PY) -m pytest
 
 lint: venv

@@ -1,4 +1,4 @@
-"""Command line: ``python -m devcluster {build,up,down,status,env}``."""
+"""Command line: ``python -m devcluster {build,tools,up,down,status,env}``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ def _parser() -> argparse.ArgumentParser:
                              "kubeconfig); $DEVCLUSTER_DIR, default .devcluster")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("build", help="build the binaries (or find them in the cache); print their dir")
+    sub.add_parser("tools", help="build the tools of devcluster/tools (helm, tjcheck) or find "
+                                 "them in the cache; print their dir")
     start = sub.add_parser("up", help="start a cluster and wait until it is ready")
     start.add_argument("--nodes", type=int, default=int(env("DEVCLUSTER_NODES", "4")),
                        help="fake GPU nodes ($DEVCLUSTER_NODES, default 4)")
@@ -40,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "build":
             print(build.ensure_binaries())
+        elif args.command == "tools":
+            print(build.ensure_tools())
         elif args.command == "up":
             if args.nodes < 0 or args.gpus_per_node < 0:
                 raise cluster.ClusterError("--nodes and --gpus-per-node must be 0 or more")

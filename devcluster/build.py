@@ -1,8 +1,14 @@
-"""Build the control-plane binaries from devcluster/go and cache them outside the repo.
+"""Build binaries from the Go modules in devcluster/ and cache them outside the repo.
 
-The cache key hashes every input of the build (go.mod, go.sum, the wrapper sources, the Go
-toolchain version and the link flags), so a second build of the same inputs is a lookup,
-and a changed input can never be served a stale binary.
+Two modules, each built by one ``go build`` and cached under its own key:
+
+- ``devcluster/go``: the control plane (``ensure_binaries``), in ``.../devcluster/<key>/bin``;
+- ``devcluster/tools``: helm and tjcheck for charts and tests (``ensure_tools``), in
+  ``.../tools/<key>/bin``.
+
+The cache key hashes every input of a build (go.mod, go.sum, the module's own Go sources,
+the Go toolchain version and the link flags), so a second build of the same inputs is a
+lookup, and a changed input can never be served a stale binary.
 """
 
 from __future__ import annotations
@@ -15,9 +21,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 GO_DIR = Path(__file__).resolve().parent / "go"
+TOOLS_DIR = Path(__file__).resolve().parent / "tools"
 
 # Binary name -> Go package, as listed in go.mod (tool directives and ./cmd wrappers).
 PACKAGES: dict[str, str] = {
@@ -29,6 +38,10 @@ PACKAGES: dict[str, str] = {
     "kwok": "sigs.k8s.io/kwok/cmd/kwok",
 }
 
+TOOL_PACKAGES: dict[str, str] = {
+    "helm": "helm.sh/helm/v3/cmd/helm",
+}
+
 # Kubernetes reads its version from variables its release scripts set at link time.
 _K8S_VERSION_PACKAGES = ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
 
@@ -37,11 +50,11 @@ class BuildError(RuntimeError):
     """The Go build failed; the message carries the tail of its output."""
 
 
-def module_version(gomod: str, module: str) -> str:
+def module_version(gomod: str, module: str, path: Path = GO_DIR / "go.mod") -> str:
     """The version go.mod requires of ``module`` (after tidy every dependency is listed)."""
     match = re.search(rf"^\s*(?:require\s+)?{re.escape(module)}\s+(v\S+)", gomod, re.MULTILINE)
     if match is None:
-        raise BuildError(f"{module} is not required in {GO_DIR / 'go.mod'}")
+        raise BuildError(f"{module} is not required in {path}")
     return match.group(1)
 
 
@@ -59,9 +72,27 @@ def ldflags(kubernetes_version: str) -> str:
     return " ".join(flags)
 
 
+def helm_ldflags(helm_version: str, client_go_version: str) -> str:
+    """Strip debug info and stamp what helm's own Makefile stamps in a release build.
+
+    Helm v3.18's Makefile sets ``internal/version.version`` (else ``helm version`` prints
+    just "v3.18") and derives the default Kubernetes version of ``helm lint`` and
+    ``helm template`` (``.Capabilities.KubeVersion``; else v1.20) from k8s.io/client-go:
+    major = first number + 1, minor = second number, so client-go v0.33.x gives 1.33.
+    """
+    numbers = client_go_version.lstrip("v").split(".")
+    major, minor = str(int(numbers[0]) + 1), numbers[1]
+    flags = ["-s", "-w",
+             f"-X helm.sh/helm/v3/internal/version.version={helm_version}",
+             "-X helm.sh/helm/v3/internal/version.gitTreeState=clean"]
+    for pkg in ("helm.sh/helm/v3/pkg/lint/rules", "helm.sh/helm/v3/pkg/chartutil"):
+        flags += [f"-X {pkg}.k8sVersionMajor={major}", f"-X {pkg}.k8sVersionMinor={minor}"]
+    return " ".join(flags)
+
+
 def build_inputs(go_dir: Path = GO_DIR) -> list[tuple[str, bytes]]:
     """Every file that decides what the build produces, with its path relative to go_dir."""
-    files = [go_dir / "go.mod", go_dir / "go.sum", *sorted((go_dir / "cmd").rglob("*.go"))]
+    files = [go_dir / "go.mod", go_dir / "go.sum", *sorted(go_dir.rglob("*.go"))]
     return [(str(f.relative_to(go_dir)), f.read_bytes()) for f in files]
 
 
@@ -73,13 +104,74 @@ def cache_key(inputs: list[tuple[str, bytes]], go_version: str, flags: str) -> s
     return digest.hexdigest()[:16]
 
 
-def cache_root() -> Path:
-    """Where built binaries live: $DEVCLUSTER_CACHE, else the user's cache directory."""
-    explicit = os.environ.get("DEVCLUSTER_CACHE")
-    if explicit:
-        return Path(explicit)
+def _user_cache(name: str) -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "trainingjob-operator" / "devcluster"
+    return Path(base) / "trainingjob-operator" / name
+
+
+@dataclass(frozen=True)
+class GoBuild:
+    """One Go module whose binaries are built by one ``go build`` and cached under one key."""
+
+    name: str  # the cache directory under trainingjob-operator/, and the log prefix
+    go_dir: Path
+    packages: Mapping[str, str]  # binary name -> Go package
+    link_flags: Callable[[str, Path], str]  # (go.mod text, its path) -> -ldflags
+    cache_env: str  # the environment variable that overrides cache_root()
+
+    def cache_root(self) -> Path:
+        return Path(os.environ.get(self.cache_env) or _user_cache(self.name))
+
+    def flags(self) -> str:
+        gomod = self.go_dir / "go.mod"
+        return self.link_flags(gomod.read_text(), gomod)
+
+    def ensure(self, log: bool = True) -> Path:
+        """Return a directory holding every binary in packages, building it on a cache miss."""
+        flags = self.flags()
+        target = self.cache_root() / cache_key(build_inputs(self.go_dir), go_version(),
+                                               flags) / "bin"
+        if all((target / name).is_file() for name in self.packages):
+            return target
+        target.parent.parent.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        if log:
+            print(f"{self.name}: building {', '.join(self.packages)} from Go modules into "
+                  f"{target} (a cold build takes minutes; later builds of the same inputs are "
+                  "cached)", file=sys.stderr, flush=True)
+        with tempfile.TemporaryDirectory(dir=target.parent.parent, prefix="build-") as tmp:
+            out_dir = Path(tmp) / "bin"
+            out_dir.mkdir()
+            cmd = ["go", "build", "-ldflags", flags, "-o", f"{out_dir}/", *self.packages.values()]
+            proc = subprocess.run(cmd, cwd=self.go_dir, env=_go_env(), capture_output=True,
+                                  text=True)
+            if proc.returncode != 0:
+                raise BuildError(f"go build failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():  # a concurrent build finished first; its result is equivalent
+                shutil.rmtree(target)
+            out_dir.rename(target)
+        if log:
+            print(f"{self.name}: built in {time.monotonic() - started:.0f}s", file=sys.stderr)
+        return target
+
+
+def _devcluster_flags(gomod: str, path: Path) -> str:
+    return ldflags(module_version(gomod, "k8s.io/kubernetes", path))
+
+
+def _tools_flags(gomod: str, path: Path) -> str:
+    return helm_ldflags(module_version(gomod, "helm.sh/helm/v3", path),
+                        module_version(gomod, "k8s.io/client-go", path))
+
+
+DEVCLUSTER = GoBuild("devcluster", GO_DIR, PACKAGES, _devcluster_flags, "DEVCLUSTER_CACHE")
+TOOLS = GoBuild("tools", TOOLS_DIR, TOOL_PACKAGES, _tools_flags, "DEVCLUSTER_TOOLS_CACHE")
+
+
+def cache_root() -> Path:
+    """Where control-plane binaries live: $DEVCLUSTER_CACHE, else the user's cache directory."""
+    return DEVCLUSTER.cache_root()
 
 
 def _go_env() -> dict[str, str]:
@@ -96,30 +188,10 @@ def go_version() -> str:
 
 
 def ensure_binaries(log: bool = True) -> Path:
-    """Return a directory holding every binary in PACKAGES, building it on a cache miss."""
-    gomod = (GO_DIR / "go.mod").read_text()
-    flags = ldflags(module_version(gomod, "k8s.io/kubernetes"))
-    key = cache_key(build_inputs(), go_version(), flags)
-    target = cache_root() / key / "bin"
-    if all((target / name).is_file() for name in PACKAGES):
-        return target
-    target.parent.parent.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    if log:
-        print(f"devcluster: building {', '.join(PACKAGES)} from Go modules into {target} "
-              "(a cold build takes many minutes; later builds of the same inputs are cached)",
-              file=sys.stderr, flush=True)
-    with tempfile.TemporaryDirectory(dir=target.parent.parent, prefix="build-") as tmp:
-        out_dir = Path(tmp) / "bin"
-        out_dir.mkdir()
-        cmd = ["go", "build", "-ldflags", flags, "-o", f"{out_dir}/", *PACKAGES.values()]
-        proc = subprocess.run(cmd, cwd=GO_DIR, env=_go_env(), capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise BuildError(f"go build failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():  # a concurrent build finished first; its result is equivalent
-            shutil.rmtree(target)
-        out_dir.rename(target)
-    if log:
-        print(f"devcluster: built in {time.monotonic() - started:.0f}s", file=sys.stderr)
-    return target
+    """Return a directory holding the control-plane binaries, building them on a cache miss."""
+    return DEVCLUSTER.ensure(log)
+
+
+def ensure_tools(log: bool = True) -> Path:
+    """Return a directory holding every binary in TOOL_PACKAGES, building it on a cache miss."""
+    return TOOLS.ensure(log)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,60 @@ def test_every_binary_is_a_tool_or_a_wrapper_of_the_module() -> None:
             assert (build.GO_DIR / package / "main.go").is_file(), name
         else:
             assert f"\t{package}\n" in gomod, f"{package} is not a tool directive"
+
+
+def test_helm_ldflags_stamp_helm_and_its_default_kubernetes_version() -> None:
+    flags = build.helm_ldflags("v3.18.6", "v0.33.13")
+    assert flags.startswith("-s -w ")
+    assert "-X helm.sh/helm/v3/internal/version.version=v3.18.6" in flags
+    # helm's Makefile: client-go v0.<minor>.x means Kubernetes 1.<minor> for lint and template.
+    for pkg in ("helm.sh/helm/v3/pkg/lint/rules", "helm.sh/helm/v3/pkg/chartutil"):
+        assert f"-X {pkg}.k8sVersionMajor=1 -X {pkg}.k8sVersionMinor=33" in flags
+
+
+def test_the_two_builds_have_their_own_module_cache_dir_and_override() -> None:
+    assert (build.DEVCLUSTER.name, build.DEVCLUSTER.go_dir) == ("devcluster", build.GO_DIR)
+    assert (build.TOOLS.name, build.TOOLS.go_dir) == ("tools", build.TOOLS_DIR)
+    assert build.DEVCLUSTER.cache_env != build.TOOLS.cache_env
+    assert build.DEVCLUSTER.packages is build.PACKAGES
+    assert build.TOOLS.packages is build.TOOL_PACKAGES
+
+
+def test_tools_cache_root_is_a_sibling_of_devcluster_and_overridable(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("DEVCLUSTER_CACHE", raising=False)
+    monkeypatch.delenv("DEVCLUSTER_TOOLS_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert build.TOOLS.cache_root() == tmp_path / "trainingjob-operator" / "tools"
+    # Overriding the control plane's cache does not move the tools, and the reverse.
+    monkeypatch.setenv("DEVCLUSTER_CACHE", str(tmp_path / "dc"))
+    assert build.TOOLS.cache_root() == tmp_path / "trainingjob-operator" / "tools"
+    monkeypatch.setenv("DEVCLUSTER_TOOLS_CACHE", str(tmp_path / "t"))
+    assert build.TOOLS.cache_root() == tmp_path / "t"
+    assert build.DEVCLUSTER.cache_root() == tmp_path / "dc"
+
+
+def test_the_tools_go_mod_pins_helm_3_18_on_the_cluster_kubernetes_libraries() -> None:
+    gomod = (build.TOOLS_DIR / "go.mod").read_text()
+    assert build.module_version(gomod, "helm.sh/helm/v3").startswith("v3.18.")
+    devcluster_gomod = (build.GO_DIR / "go.mod").read_text()
+    for module in ("k8s.io/api", "k8s.io/apimachinery", "k8s.io/client-go"):
+        # The same staging release as the control plane, so the Go build cache is shared.
+        assert build.module_version(gomod, module) == build.module_version(devcluster_gomod,
+                                                                           module)
+
+
+def test_every_tool_is_a_tool_directive_or_a_wrapper_of_the_tools_module() -> None:
+    gomod = (build.TOOLS_DIR / "go.mod").read_text()
+    for name, package in build.TOOL_PACKAGES.items():
+        if package.startswith("./"):
+            assert (build.TOOLS_DIR / package / "main.go").is_file(), name
+        else:
+            assert re.search(rf"^tool\s+(\(\n(\t\S+\n)*)?\t?{re.escape(package)}$", gomod,
+                             re.MULTILINE), f"{package} is not a tool directive"
+
+
+def test_tools_inputs_cover_their_own_module_only() -> None:
+    names = [name for name, _ in build.build_inputs(build.TOOLS_DIR)]
+    assert names[:2] == ["go.mod", "go.sum"]
+    assert not any(name.startswith("..") for name in names)
