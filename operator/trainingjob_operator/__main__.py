@@ -9,6 +9,7 @@ import os
 import kopf
 
 from trainingjob_operator import handlers  # noqa: F401  (registers the handlers)
+from trainingjob_operator.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,7 +21,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     namespaces = args.namespace or [n for n in os.environ.get(
         "TRAININGJOB_NAMESPACES", "").split(",") if n]
-    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
+    try:
+        settings = Settings.from_env()
+    except ValueError as err:
+        parser.exit(2, f"trainingjob-operator: {err}\n")
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON
+                   if settings.log_format == "json" else kopf.LogFormat.PLAIN)
     if not args.verbose:  # one line per handled event is noise at 10,000 jobs
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     kopf.run(standalone=True, clusterwide=not namespaces, namespaces=namespaces)

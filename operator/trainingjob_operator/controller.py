@@ -11,13 +11,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from trainingjob_operator import admission, lifecycle, render
-from trainingjob_operator.kube import Kube
+from trainingjob_operator.kube import Kube, NotLeaderError
 from trainingjob_operator.metrics import Metrics
 from trainingjob_operator.models import (
     ADMITTED,
@@ -94,6 +94,8 @@ class Controller:
     missing_nodes: dict[str, datetime] = field(default_factory=dict)
     queue_tokens: float = 0.0
     queue_tokens_at: float = field(default_factory=time.monotonic)
+    # Only the leader decides and writes; a standby's handlers and loop do nothing.
+    leading: Callable[[], bool] = lambda: True
 
     def attach(self, indexes: Indexes) -> None:
         if self.indexes is None:
@@ -143,8 +145,18 @@ class Controller:
         for key in sorted(keys):
             await self.reconcile(key)
 
+    async def resync(self) -> None:
+        """Just elected: re-decide every job, since a standby acted on no event."""
+        await self.ready.wait()
+        assert self.indexes is not None
+        keys = list(self.indexes.jobs)
+        log.info("leader: re-deciding %d TrainingJobs", len(keys))
+        for key in keys:
+            await self.reconcile(key)
+        self.wake.set()
+
     async def reconcile(self, key: Key) -> None:
-        if self.indexes is None:
+        if self.indexes is None or not self.leading():
             return
         lock = self.locks.setdefault(key, asyncio.Lock())
         async with lock:
@@ -160,6 +172,8 @@ class Controller:
             decision = lifecycle.decide(job, self._pods(key), now, self.settings, self.node)
             try:
                 await self.execute(job, decision, now)
+            except NotLeaderError:
+                return  # the lease lapsed mid-decision: the next leader re-decides
             except Exception:  # the API failed us: try again from fresh state soon
                 log.exception("reconciling %s/%s failed; retrying in %ss", *key, RETRY_SECONDS)
                 self.recheck[key] = now + timedelta(seconds=RETRY_SECONDS)
@@ -322,6 +336,11 @@ class Controller:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=self.settings.sweep_seconds)
             self.wake.clear()
+            leading = self.leading()
+            self.metrics.leader.set(int(leading))
+            if not leading:
+                self.metrics.census(())  # the leader reports the jobs; a standby reports none
+                continue
             try:
                 await self.admission_pass()
                 await self.sweep()

@@ -12,8 +12,9 @@ from typing import Any
 
 import kopf
 
-from trainingjob_operator import GROUP, PLURAL, VERSION
+from trainingjob_operator import GROUP, PLURAL, VERSION, health
 from trainingjob_operator.controller import Controller, Indexes
+from trainingjob_operator.election import Elector, identity
 from trainingjob_operator.kube import Kube
 from trainingjob_operator.models import TrainingJob, Unreadable, read_job
 from trainingjob_operator.nodes import NodeView, parse_node
@@ -31,18 +32,49 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         field="status.kopf.diffbase")
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
-    controller = Controller(Kube(), Settings.from_env())
-    if controller.settings.metrics_port:
-        controller.metrics.serve(controller.settings.metrics_port)
+    ours = Settings.from_env()
+    kube = Kube()
+    controller = Controller(kube, ours)
     memo["controller"] = controller
-    memo["loop"] = asyncio.create_task(controller.run(), name="trainingjob-admission-and-sweep")
+    if ours.leader_elect:
+        elector = Elector(kube, ours, identity(), controller.resync)
+        kube.leading = controller.leading = elector.leading
+        memo["elector"] = elector
+        memo["election"] = asyncio.create_task(elector.run(), name="trainingjob-election")
+    if ours.metrics_port:
+        controller.metrics.serve(ours.metrics_port)
+    loop = asyncio.create_task(controller.run(), name="trainingjob-admission-and-sweep")
+    memo["loop"] = loop
+    if ours.health_port:
+        memo["health"] = await health.serve(ours.health_port, lambda: _alive(loop),
+                                            lambda: _ready(controller))
+
+
+def _alive(loop: asyncio.Task[None]) -> tuple[bool, str]:
+    if loop.done():
+        why = "cancelled" if loop.cancelled() else repr(loop.exception())
+        return False, f"the admission loop ended: {why}"
+    return True, "ok"
+
+
+def _ready(controller: Controller) -> tuple[bool, str]:
+    if not controller.ready.is_set():
+        return False, "waiting for the watches to fill the indexes"
+    return True, "ready, " + ("leader" if controller.leading() else "standby")
 
 
 @kopf.on.cleanup()
 async def stop_loop(memo: kopf.Memo, **_: Any) -> None:
-    task = memo.get("loop")
-    if task is not None:
-        task.cancel()
+    for name in ("election", "loop"):
+        task = memo.get(name)
+        if task is not None:
+            task.cancel()
+    elector: Elector | None = memo.get("elector")
+    if elector is not None:
+        await elector.resign()
+    runner = memo.get("health")
+    if runner is not None:
+        await runner.cleanup()
 
 
 @kopf.index(*JOBS)

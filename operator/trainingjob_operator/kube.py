@@ -39,8 +39,13 @@ def _reason(err: ApiException) -> str:
         return str(err.reason)
 
 
+class NotLeaderError(RuntimeError):
+    """A write was attempted by a replica that does not hold the leader lease."""
+
+
 class Kube:
-    def __init__(self, kubeconfig: str | None = None) -> None:
+    def __init__(self, kubeconfig: str | None = None,
+                 leading: Callable[[], bool] = lambda: True) -> None:
         """In a pod: its service account. Else `kubeconfig`, else $KUBECONFIG as it is now
         (the client's own default is read once, at import)."""
         configuration = client.Configuration()
@@ -55,9 +60,49 @@ class Kube:
         self.api = client.ApiClient(configuration)
         self.core = client.CoreV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
+        self.coordination = client.CoordinationV1Api(self.api)
+        self.leading = leading
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Every write but the lease's: only the leader may make it (the backstop behind the
+        controller's own check, so no code path can write from a standby)."""
+        if not self.leading():
+            raise NotLeaderError(f"{getattr(fn, '__name__', fn)}: this replica is not the leader")
+        return await self._call(fn, *args, **kwargs)
+
+    async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            lease = await self._call(self.coordination.read_namespaced_lease, name, namespace)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        return cast(dict[str, Any], self.api.sanitize_for_serialization(  # type: ignore[no-untyped-call]
+            lease))
+
+    async def write_lease(self, namespace: str, name: str, spec: dict[str, Any],
+                          resource_version: str | None) -> bool:
+        """Create the lease, or replace it only if it is still at resource_version: two
+        replicas racing for it cannot both win. False when the other one did."""
+        metadata: dict[str, str] = {"name": name, "namespace": namespace}
+        if resource_version is not None:
+            metadata["resourceVersion"] = resource_version
+        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata,
+                "spec": spec}
+        try:
+            if resource_version is None:
+                await self._call(self.coordination.create_namespaced_lease, namespace, body)
+            else:
+                await self._call(self.coordination.replace_namespaced_lease, name, namespace,
+                                 body)
+        except ApiException as err:
+            if err.status in (404, 409):
+                return False
+            raise
+        return True
 
     async def patch_status(self, meta: ObjectMeta, status: dict[str, Any]) -> str | None:
         """Merge-patch the status, only if the job is still at meta.resource_version.
@@ -67,7 +112,7 @@ class Kube:
         """
         body = {"metadata": {"resourceVersion": meta.resource_version}, "status": status}
         try:
-            result = await self._call(
+            result = await self._write(
                 self.custom.patch_namespaced_custom_object_status, GROUP, VERSION,
                 meta.namespace, PLURAL, meta.name, body)
         except ApiException as err:
@@ -81,7 +126,7 @@ class Kube:
         create = (self.core.create_namespaced_pod if manifest["kind"] == "Pod"
                   else self.core.create_namespaced_service)
         try:
-            await self._call(create, manifest["metadata"]["namespace"], manifest)
+            await self._write(create, manifest["metadata"]["namespace"], manifest)
         except ApiException as err:
             if err.status == 409:
                 return Created(True)
@@ -92,7 +137,7 @@ class Kube:
 
     async def delete_pod(self, namespace: str, name: str, grace_seconds: int) -> None:
         try:
-            await self._call(self.core.delete_namespaced_pod, name, namespace,
+            await self._write(self.core.delete_namespaced_pod, name, namespace,
                              grace_period_seconds=grace_seconds)
         except ApiException as err:
             if err.status != 404:
@@ -109,7 +154,7 @@ class Kube:
             "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
         }
         try:
-            await self._call(self.core.create_namespaced_event, meta.namespace, body)
+            await self._write(self.core.create_namespaced_event, meta.namespace, body)
         except ApiException as err:  # an event is worth a log line, never a failed transition
             log.warning("could not post event %s on %s/%s: %s", reason, meta.namespace,
                         meta.name, _reason(err))

@@ -41,6 +41,8 @@ class Metrics:
                                registry=r)
         self.timeouts = Counter("trainingjob_timeouts", "Jobs ended by a spec.timeouts limit.",
                                 ["timeout"], registry=r)
+        self.leader = Gauge("trainingjob_leader",
+                            "1 on the replica that holds the leader lease, else 0.", registry=r)
         self.transitions = Counter("trainingjob_transitions", "Phase transitions written.",
                                    ["phase", "reason"], registry=r)
         for phase in Phase:

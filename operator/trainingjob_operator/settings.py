@@ -26,15 +26,47 @@ class Settings:
     queue_writes_per_second: float = 20.0
     # Prometheus text on http://<host>:<port>/metrics; 0 turns it off.
     metrics_port: int = 8080
+    # /healthz (liveness) and /readyz (readiness) for the kubelet's probes; 0 turns it off.
+    health_port: int = 8081
     history_limit: int = 20
     master_port: int = 29500
+    # Leader election over a coordination.k8s.io Lease, for more than one replica: only the
+    # holder writes. A killed leader's lease is taken over after lease_duration_seconds
+    # without renewal; the holder renews, and a standby looks, every lease_retry_seconds.
+    leader_elect: bool = False
+    lease_name: str = "trainingjob-operator"
+    lease_namespace: str = "default"  # when unset: $POD_NAMESPACE (the chart's), else this
+    lease_duration_seconds: float = 10.0
+    lease_retry_seconds: float = 2.0
+    log_format: str = "plain"  # or "json": one JSON object per line
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Read TRAININGJOB_<FIELD>; a value that does not parse names the variable."""
         env = dict(os.environ if env is None else env)
-        values: dict[str, float | int] = {}
+        values: dict[str, object] = {}
         for f in fields(cls):
-            raw = env.get(f"TRAININGJOB_{f.name.upper()}")
+            name = f"TRAININGJOB_{f.name.upper()}"
+            raw = env.get(name)
             if raw is not None:
-                values[f.name] = int(raw) if f.type in ("int", int) else float(raw)
+                values[f.name] = _parse(name, raw, str(f.type))
+        if "lease_namespace" not in values and env.get("POD_NAMESPACE"):
+            values["lease_namespace"] = env["POD_NAMESPACE"]
+        if values.get("log_format", "plain") not in ("plain", "json"):
+            raise ValueError(f"TRAININGJOB_LOG_FORMAT={values['log_format']!r}: use plain or json")
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _parse(name: str, raw: str, kind: str) -> object:
+    try:
+        if kind == "bool":
+            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(raw)
+            return raw.lower() in ("true", "1", "yes")
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        return raw
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a valid {kind}") from None
