@@ -14,6 +14,9 @@ from devcluster.pki import SERVICE_CLUSTER_IP_RANGE, Pki
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
+# Writes by service accounts (the operator), one JSON line each; see audit-policy.yaml.
+AUDIT_POLICY_FILE = Path(__file__).resolve().parent / "audit-policy.yaml"
+AUDIT_LOG = "audit.log"
 # kwok manages exactly the nodes that carry this annotation; tests and users can add others.
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -95,6 +98,8 @@ def command_lines(bin_dir: Path, data_dir: Path, pki: Pki, ports: Ports) -> dict
             f"--service-account-key-file={pki.sa_pub}",
             f"--service-account-signing-key-file={pki.sa_key}",
             f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+            f"--audit-policy-file={AUDIT_POLICY_FILE}",
+            f"--audit-log-path={data_dir / AUDIT_LOG}", "--audit-log-format=json",
             "--profiling=false", "--v=1",
         ],
         "kube-controller-manager": [
