@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+import yaml
 
 from devcluster import build
 from devcluster.cluster import free_ports
@@ -85,29 +86,101 @@ def ns(request: pytest.FixtureRequest, kubectl: Kubectl) -> Iterator[Kubectl]:
         kubectl.run("delete", "namespace", name, "--wait=false", check=False)
 
 
+# The Helm release every e2e test's operator runs under: installed once per session, and
+# the operator process authenticates with a TokenRequest token of the chart's service account.
+RELEASE = "trainingjob-operator"
+OPERATOR_NAMESPACE = "trainingjob-system"
+CHART = ROOT / "charts" / "trainingjob-operator"
+
+
+@dataclass(frozen=True)
+class Installation:
+    """The chart installed in the cluster: where, as whom, and with which helm."""
+
+    cluster: Cluster
+    helm: Path
+    namespace: str = OPERATOR_NAMESPACE
+    service_account: str = RELEASE
+
+    def run_helm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([str(self.helm), f"--kubeconfig={self.cluster.kubeconfig}", *args],
+                              capture_output=True, text=True, cwd=ROOT, timeout=300)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed:\n{proc.stderr}{proc.stdout}")
+        return proc
+
+    def token_kubeconfig(self, path: Path, duration: str = "6h") -> Path:
+        """A kubeconfig that authenticates as the chart's service account (TokenRequest API,
+        `kubectl create token`), not as the cluster admin. Each call is a new token."""
+        kubectl = self.cluster.kubectl
+        token = kubectl.run("create", "token", self.service_account, "-n", self.namespace,
+                            f"--duration={duration}").stdout.strip()
+        admin = yaml.safe_load(self.cluster.kubeconfig.read_text())
+        config = {"apiVersion": "v1", "kind": "Config", "clusters": admin["clusters"][:1],
+                  "users": [{"name": self.service_account, "user": {"token": token}}],
+                  "contexts": [{"name": "operator", "context": {
+                      "cluster": admin["clusters"][0]["name"], "user": self.service_account}}],
+                  "current-context": "operator"}
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        return path
+
+
+@pytest.fixture(scope="session")
+def tools_dir() -> Path:
+    return build.ensure_tools()
+
+
+@pytest.fixture(scope="session")
+def installation(cluster: Cluster, tools_dir: Path) -> Installation:
+    """`helm install` of the chart (CRD, RBAC, Deployment) into a namespace that enforces the
+    restricted Pod Security Standard. devcluster has no container runtime: kwok plays the
+    Deployment's pods, and the operator itself runs as a local process (see `operator`)."""
+    kubectl = cluster.kubectl
+    kubectl.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": OPERATOR_NAMESPACE, "labels": {
+            "pod-security.kubernetes.io/enforce": "restricted",
+            "pod-security.kubernetes.io/warn": "restricted"}}})
+    installed = Installation(cluster, tools_dir / "helm")
+    installed.run_helm("upgrade", "--install", RELEASE, str(CHART), "-n", OPERATOR_NAMESPACE)
+    kubectl.run("wait", "--for=condition=Established", "crd/trainingjobs.training.dev")
+    return installed
+
+
 class Operator:
-    """The operator as a real process (python -m trainingjob_operator) against the cluster."""
+    """The operator as a real process (python -m trainingjob_operator) against the cluster,
+    with leader election on, as the chart's service account."""
 
     # Short grace periods and sweep so the failure rows play out in seconds.
     ENV: ClassVar[dict[str, str]] = {
         "TRAININGJOB_IMAGE_PULL_GRACE_SECONDS": "4", "TRAININGJOB_CONFIG_ERROR_GRACE_SECONDS": "4",
         "TRAININGJOB_NODE_LOST_GRACE_SECONDS": "2", "TRAININGJOB_SWEEP_SECONDS": "1",
-        "TRAININGJOB_QUEUE_REFRESH_SECONDS": "1"}
+        "TRAININGJOB_QUEUE_REFRESH_SECONDS": "1", "TRAININGJOB_LEADER_ELECT": "true",
+        "TRAININGJOB_LEASE_NAME": RELEASE, "POD_NAMESPACE": OPERATOR_NAMESPACE}
 
-    def __init__(self, kubeconfig: Path, log_path: Path) -> None:
+    def __init__(self, kubeconfig: Path, log_path: Path, name: str = "local-operator-0",
+                 env: dict[str, str] | None = None) -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
+        self.name = name
+        self.extra_env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
-        self.metrics_port = free_ports(1)[0]
+        self.metrics_port, self.health_port = free_ports(2)
 
     @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.health_port}"
+
     def start(self) -> None:
         assert self.proc is None or self.proc.poll() is not None
         env = {**os.environ, **self.ENV, "KUBECONFIG": str(self.kubeconfig),
-               "TRAININGJOB_METRICS_PORT": str(self.metrics_port)}
+               "TRAININGJOB_METRICS_PORT": str(self.metrics_port),
+               "TRAININGJOB_HEALTH_PORT": str(self.health_port), "POD_NAME": self.name,
+               **self.extra_env}
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "trainingjob_operator"],
                                          cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -127,13 +200,13 @@ class Operator:
 
 
 @pytest.fixture(scope="session")
-def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    """The CRD installed and the operator running, for every test that asks for it."""
-    kubectl = cluster.kubectl
-    kubectl.run("apply", "-f", str(ROOT / "crds"))
-    kubectl.run("wait", "--for=condition=Established", "crd/trainingjobs.training.dev")
-    log_path = (cluster.data_dir or tmp_path_factory.mktemp("operator")) / "operator.log"
-    op = Operator(cluster.kubeconfig, log_path)
+def operator(cluster: Cluster, installation: Installation,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    """The chart installed and the operator running as its service account, for every test
+    that asks for it."""
+    state = cluster.data_dir or tmp_path_factory.mktemp("operator")
+    kubeconfig = installation.token_kubeconfig(state / "operator.kubeconfig")
+    op = Operator(kubeconfig, state / "operator.log")
     op.start()
     try:
         yield op

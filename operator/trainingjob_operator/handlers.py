@@ -32,8 +32,15 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         field="status.kopf.diffbase")
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
+    # No watching of CRDs and namespaces for changes: the operator needs no RBAC on them.
+    # The price: the CRD must exist at startup (the chart installs it first), checked here.
+    settings.scanning.disabled = True
     ours = Settings.from_env()
     kube = Kube()
+    if not await kube.serves_trainingjobs():
+        raise kopf.PermanentError(
+            f"the API server does not serve {PLURAL}.{GROUP}/{VERSION}: install the CRD "
+            "(kubectl apply -f crds/, or the Helm chart) and start the operator again")
     controller = Controller(kube, ours)
     memo["controller"] = controller
     if ours.leader_elect:

@@ -73,6 +73,17 @@ class Kube:
             raise NotLeaderError(f"{getattr(fn, '__name__', fn)}: this replica is not the leader")
         return await self._call(fn, *args, **kwargs)
 
+    async def serves_trainingjobs(self) -> bool:
+        """Whether the TrainingJob API is served (its CRD installed). Discovery needs no
+        RBAC grant, so the operator need not read CRDs at all."""
+        try:
+            found = await self._call(self.custom.get_api_resources, GROUP, VERSION)
+        except ApiException as err:
+            if err.status == 404:
+                return False
+            raise
+        return any(r.name == PLURAL for r in found.resources)
+
     async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             lease = await self._call(self.coordination.read_namespaced_lease, name, namespace)

@@ -23,7 +23,8 @@ def test_job_runs_through_every_phase_to_complete(ns: Kubectl) -> None:
     conditions = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
     assert conditions == {"Admitted": ("True", "Admitted"), "Running": ("False", "Succeeded"),
                           "Finished": ("True", "Completed"), "Complete": ("True", "Succeeded"),
-                          "Failed": ("False", "Succeeded")}
+                          "Failed": ("False", "Succeeded"),
+                          "Reconciling": ("False", "Succeeded"), "Stalled": ("False", "Succeeded")}
     events = ns.json("get", "events", "--field-selector",
                      "involvedObject.kind=TrainingJob,involvedObject.name=llama-ft")["items"]
     reasons = [e["reason"] for e in sorted(events, key=lambda e: e["firstTimestamp"])]

@@ -77,14 +77,18 @@ def test_stop_while_running_sends_sigterm_with_the_grace_period(ns: Kubectl) -> 
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
 
 
-def test_stopping_a_finished_job_changes_nothing(ns: Kubectl) -> None:
+def test_stopping_a_finished_job_is_refused_and_changes_nothing(ns: Kubectl) -> None:
     ns.apply(training_job("done", annotations={"outcome": "succeed", "run-duration": "1s"}))
     wait_phase(ns, "done", "Completed")
-    before = status_of(ns, "done")
-    _stop(ns, "done")
-    eventually(lambda: ns.json("get", "tj", "done")["spec"]["stop"], what="the patch")
-    time.sleep(3)  # give the operator time to (wrongly) react
-    assert status_of(ns, "done") == before
+    before = ns.json("get", "tj", "done")
+    refused = ns.run("patch", "trainingjob", "done", "--type=merge", "-p",
+                     '{"spec":{"stop":true}}', check=False)
+    assert refused.returncode != 0
+    assert "spec: Forbidden: this TrainingJob has finished (Completed)" in refused.stderr
+    time.sleep(2)  # give the operator time to (wrongly) react
+    after = ns.json("get", "tj", "done")
+    assert after["spec"] == before["spec"] and after["status"] == before["status"]
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
 
 
 def test_delete_while_running_removes_pods_and_service(ns: Kubectl) -> None:
