@@ -40,6 +40,7 @@ PACKAGES: dict[str, str] = {
 
 TOOL_PACKAGES: dict[str, str] = {
     "helm": "helm.sh/helm/v3/cmd/helm",
+    "tjcheck": "./cmd/tjcheck",
 }
 
 # Kubernetes reads its version from variables its release scripts set at link time.

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,76 @@ def test_tools_inputs_cover_their_own_module_only() -> None:
     names = [name for name, _ in build.build_inputs(build.TOOLS_DIR)]
     assert names[:2] == ["go.mod", "go.sum"]
     assert not any(name.startswith("..") for name in names)
+
+
+def test_devcluster_key_inputs_are_unchanged_by_the_second_module() -> None:
+    # The key of the control plane hashes exactly these files, as before devcluster/tools.
+    names = [name for name, _ in build.build_inputs(build.GO_DIR)]
+    assert names == ["go.mod", "go.sum", "cmd/etcd/main.go"]
+    gomod = (build.GO_DIR / "go.mod").read_text()
+    assert build.DEVCLUSTER.flags() == build.ldflags(build.module_version(gomod,
+                                                                          "k8s.io/kubernetes"))
+
+
+def test_tools_flags_come_from_the_tools_go_mod() -> None:
+    gomod = (build.TOOLS_DIR / "go.mod").read_text()
+    assert build.TOOLS.flags() == build.helm_ldflags(
+        build.module_version(gomod, "helm.sh/helm/v3"),
+        build.module_version(gomod, "k8s.io/client-go"))
+    names = [name for name, _ in build.build_inputs(build.TOOLS_DIR)]
+    assert "cmd/tjcheck/main.go" in names
+
+
+def _fake_module(tmp_path: Path) -> build.GoBuild:
+    go_dir = tmp_path / "mod"
+    (go_dir / "cmd" / "hello").mkdir(parents=True)
+    (go_dir / "go.mod").write_text("module x\n")
+    (go_dir / "go.sum").write_text("")
+    (go_dir / "cmd" / "hello" / "main.go").write_text("package main\n")
+    return build.GoBuild("fake", go_dir, {"hello": "./cmd/hello", "helm": "example.com/helm"},
+                         lambda gomod, path: "-s -w", "FAKE_CACHE")
+
+
+def test_ensure_builds_once_into_the_keyed_dir_then_hits_the_cache(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake = _fake_module(tmp_path)
+    monkeypatch.setenv("FAKE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(build, "go_version", lambda: "go1.26.8")
+    calls: list[tuple[list[str], Path, dict[str, str]]] = []
+
+    def fake_go_build(cmd: list[str], cwd: Path, env: dict[str, str],
+                      **_: object) -> subprocess.CompletedProcess[str]:
+        calls.append((cmd, cwd, env))
+        out = Path(cmd[cmd.index("-o") + 1])
+        for name in ("hello", "helm"):
+            (out / name).write_text("binary")
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(subprocess, "run", fake_go_build)
+    target = fake.ensure(log=False)
+    key = build.cache_key(build.build_inputs(fake.go_dir), "go1.26.8", "-s -w")
+    assert target == tmp_path / "cache" / key / "bin"
+    assert sorted(p.name for p in target.iterdir()) == ["hello", "helm"]
+    [(cmd, cwd, env)] = calls
+    assert cmd[:4] == ["go", "build", "-ldflags", "-s -w"]
+    assert cmd[-2:] == ["./cmd/hello", "example.com/helm"]
+    assert cwd == fake.go_dir
+    assert env["GOTOOLCHAIN"] == "local"
+    assert fake.ensure(log=False) == target
+    assert len(calls) == 1  # the second call was a cache hit
+    # A changed wrapper is a new key, so a new build.
+    (fake.go_dir / "cmd" / "hello" / "main.go").write_text("package main // changed\n")
+    assert fake.ensure(log=False) != target
+    assert len(calls) == 2
+
+
+def test_ensure_reports_a_failed_build_and_leaves_no_cache_entry(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake = _fake_module(tmp_path)
+    monkeypatch.setenv("FAKE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(build, "go_version", lambda: "go1.26.8")
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **_: subprocess.CompletedProcess(
+        cmd, 1, "", "cmd/hello/main.go:1: syntax error"))
+    with pytest.raises(build.BuildError, match="syntax error"):
+        fake.ensure(log=False)
+    assert list((tmp_path / "cache").iterdir()) == []
