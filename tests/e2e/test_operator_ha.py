@@ -1,0 +1,121 @@
+"""Two operator replicas, as the chart runs them: only the leader writes, and a SIGKILLed
+leader is replaced within 20 s while jobs keep converging.
+
+Who wrote what comes from the API server's audit log (devcluster/audit-policy.yaml): every
+write by a service account, with the credential id (the token's JTI) that made it, so the two
+replicas are told apart although both are the same service account.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import OPERATOR_NAMESPACE, RELEASE, Cluster, Installation, Operator
+from tests.kube import Kubectl, eventually, training_job, wait_phase
+
+pytestmark = [pytest.mark.kwok]
+WRITES = {"create", "update", "patch", "delete", "deletecollection"}
+
+
+def credential_id(kubeconfig: Path) -> str:
+    """The audit log's credential id of a TokenRequest token: its JWT id (jti)."""
+    token = yaml.safe_load(kubeconfig.read_text())["users"][0]["user"]["token"]
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return f"JTI={claims['jti']}"
+
+
+def writes_by(cluster: Cluster, credential: str) -> list[dict[str, Any]]:
+    assert cluster.data_dir is not None
+    out = []
+    for line in (cluster.data_dir / "audit.log").read_text().splitlines():
+        entry = json.loads(line)
+        ids = entry["user"].get("extra", {}).get("authentication.kubernetes.io/credential-id")
+        if ids == [credential] and entry["verb"] in WRITES:
+            out.append(entry)
+    return out
+
+
+def holder(kubectl: Kubectl) -> str:
+    got = kubectl.run("get", "lease", RELEASE, "-n", OPERATOR_NAMESPACE, "-o",
+                      "jsonpath={.spec.holderIdentity}", check=False)
+    return got.stdout.strip() if got.returncode == 0 else ""  # not created yet
+
+
+def probe(url: str) -> tuple[int, str] | None:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return response.status, response.read().decode().strip()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode().strip()
+    except OSError:
+        return None
+
+
+def test_only_the_leader_writes_and_a_killed_leader_hands_over_within_20s(
+        cluster: Cluster, installation: Installation, running_operator: Operator,
+        ns: Kubectl, tmp_path: Path) -> None:
+    if cluster.data_dir is None:
+        pytest.skip("needs devcluster's audit log")
+    kubectl = cluster.kubectl
+    leader = running_operator
+    eventually(lambda: holder(kubectl) == leader.name, timeout=30, what="the first leader")
+    standby = Operator(installation.token_kubeconfig(tmp_path / "standby.kubeconfig"),
+                       tmp_path / "standby.log", name="local-operator-1")
+    standby.start()
+    try:
+        assert eventually(lambda: probe(f"{standby.health_url}/readyz"), timeout=30,
+                          what="the standby's readiness") == (200, "ready, standby")
+        assert probe(f"{leader.health_url}/readyz") == (200, "ready, leader")
+        assert probe(f"{standby.health_url}/healthz") == (200, "ok")
+
+        # With both up, jobs converge, all written by the leader.
+        for name in ("before-a", "before-b"):
+            ns.apply(training_job(name, annotations={"outcome": "succeed",
+                                                     "run-duration": "1s"}))
+        ns.apply(training_job("across", annotations={"outcome": "succeed",
+                                                     "run-duration": "25s"}))
+        for name in ("before-a", "before-b"):
+            wait_phase(ns, name, "Completed")
+        wait_phase(ns, "across", "Running")
+        time.sleep(2 * float(Operator.ENV.get("TRAININGJOB_SWEEP_SECONDS", "2")))
+        assert writes_by(cluster, credential_id(standby.kubeconfig)) == [], \
+            "the standby wrote to the API"
+        leader_writes = {e["objectRef"]["resource"]
+                         for e in writes_by(cluster, credential_id(leader.kubeconfig))}
+        assert {"trainingjobs", "pods", "leases"} <= leader_writes
+
+        # SIGKILL the leader: no chance to release the lease.
+        assert leader.proc is not None
+        leader.proc.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        leader.proc.wait()
+        eventually(lambda: holder(kubectl) == standby.name, timeout=25, interval=0.2,
+                   what="the standby to take the lease")
+        handover = time.monotonic() - killed
+        print(f"handover after SIGKILL: {handover:.1f}s")
+        assert handover < 20
+        assert probe(f"{standby.health_url}/readyz") == (200, "ready, leader")
+
+        # Jobs keep converging: one that was running, and one created after the kill.
+        ns.apply(training_job("after", annotations={"outcome": "succeed",
+                                                    "run-duration": "1s"}))
+        wait_phase(ns, "after", "Completed", timeout=60)
+        wait_phase(ns, "across", "Completed", timeout=60)
+        taken = {e["objectRef"]["resource"]
+                 for e in writes_by(cluster, credential_id(standby.kubeconfig))}
+        assert {"leases", "trainingjobs", "pods"} <= taken
+    finally:
+        standby.stop()  # SIGTERM: releases the lease, so the session's operator resumes at once
+    leader.start()
+    eventually(lambda: holder(kubectl) == leader.name, timeout=30,
+               what="the session's operator to lead again")
