@@ -5,15 +5,26 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DEVCLUSTER := $(PY) -m devcluster
+CHART := charts/trainingjob-operator
+# Plain image names: the registry part is yours to add (IMAGE_REPO=<registry>/trainingjob-operator).
+IMAGE_REPO ?= trainingjob-operator
+IMAGE_TAG ?= 0.1.0
+IMAGE ?= $(IMAGE_REPO):$(IMAGE_TAG)
+KIND_CLUSTER ?= kind
 
-.PHONY: help venv devcluster-build cluster-up cluster-down cluster-status run test lint crds bench
+.PHONY: help venv devcluster-build cluster-up cluster-down cluster-status run test lint crds bench \
+	deploy-manifests image kind-load kind-deploy
 
 help:
 	@echo "make run            devcluster (unless KUBECONFIG is set), the CRD, and the operator in the foreground"
 	@echo "make test           build everything and run the whole test suite against devcluster"
 	@echo "make cluster-up     start devcluster in .devcluster/ ; make cluster-down stops it"
 	@echo "make lint           ruff and mypy --strict"
-	@echo "make crds           regenerate crds/ from the pydantic models"
+	@echo "make crds           regenerate crds/ from the pydantic models (and the chart's copy)"
+	@echo "make deploy-manifests  regenerate the kustomize base deploy/ from the Helm chart"
+	@echo "make image          docker build -t \$$(IMAGE) (needs Docker: not on the dev machine)"
+	@echo "make kind-load      load \$$(IMAGE) into kind cluster \$$(KIND_CLUSTER) (needs Docker and kind)"
+	@echo "make kind-deploy    kind-load, then helm upgrade --install the chart with that image (needs Docker and kind)"
 	@echo "make bench          200 one-worker jobs at once on devcluster: time to all Completed, peak memory"
 
 $(VENV)/.installed: pyproject.toml
@@ -59,6 +70,25 @@ run: venv
 
 crds: venv
 	$(PY) -m trainingjob_operator.crd > crds/trainingjobs.training.dev.yaml
+	cp crds/trainingjobs.training.dev.yaml $(CHART)/crds/trainingjobs.training.dev.yaml
+
+# deploy/ is `helm template` of the chart's defaults, without Helm's labels (the helm binary
+# comes from the tools build, `python -m devcluster tools`).
+deploy-manifests: venv
+	$(PY) charts/render_deploy.py
+
+# These need a Docker engine (and kind), which the dev machine does not have.
+image:
+	docker build -t $(IMAGE) .
+
+kind-load:
+	kind load docker-image $(IMAGE) --name $(KIND_CLUSTER)
+
+kind-deploy: venv kind-load
+	$$($(DEVCLUSTER) tools)/helm upgrade --install trainingjob-operator $(CHART) \
+	  --kube-context kind-$(KIND_CLUSTER) --namespace trainingjob-system --create-namespace \
+	  --set image.repository=$(IMAGE_REPO) --set image.tag=$(IMAGE_TAG) \
+	  --set image.pullPolicy=IfNotPresent --wait
 
 bench: venv devcluster-build
 	$(PY) -m tests.bench --jobs $${JOBS:-200}
@@ -69,5 +99,5 @@ test: lint devcluster-build tools-build
 	$(PY) -m pytest
 
 lint: venv
-	$(VENV)/bin/ruff check devcluster operator tests
-	$(VENV)/bin/mypy devcluster operator/trainingjob_operator tests
+	$(VENV)/bin/ruff check devcluster operator tests charts
+	$(VENV)/bin/mypy devcluster operator/trainingjob_operator tests charts/render_deploy.py

@@ -1,0 +1,262 @@
+"""The shipping artifacts agree with each other and with the operator, without a cluster or helm.
+
+The CRD copies, the Dockerfile's invariants, the chart's values vs its schema, README and the
+operator's Settings, and the pure part of charts/render_deploy.py. Rendering and the API
+server's verdict are in tests/e2e/test_chart.py.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from dataclasses import fields
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+from trainingjob_operator.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "trainingjob-operator"
+CRD = "trainingjobs.training.dev.yaml"
+# Settings the chart sets from its own values (not from `settings`), with the env it renders.
+CHART_MANAGED = {"metrics_port": "metrics.port", "health_port": "health.port",
+                 "leader_elect": "leaderElection.enabled",
+                 "lease_name": "leaderElection.leaseName",
+                 "lease_namespace": "the release namespace", "log_format": "logFormat"}
+
+
+def load_render_deploy() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "render_deploy", ROOT / "charts" / "render_deploy.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def values() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
+    return loaded
+
+
+def schema() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((CHART / "values.schema.json").read_text())
+    return loaded
+
+
+def camel(snake: str) -> str:
+    head, *rest = snake.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+# --- the CRD: one source (make crds), copies byte-identical ----------------------------------
+
+@pytest.mark.parametrize("copy", [CHART / "crds" / CRD, ROOT / "deploy" / "crds" / CRD],
+                         ids=["chart", "deploy"])
+def test_crd_copies_are_byte_identical(copy: Path) -> None:
+    assert copy.read_bytes() == (ROOT / "crds" / CRD).read_bytes(), (
+        f"{copy.relative_to(ROOT)} differs from crds/{CRD}: run `make crds deploy-manifests`")
+
+
+# --- Dockerfile ---------------------------------------------------------------------------
+
+def dockerfile_stages() -> list[list[str]]:
+    """Instructions (continuation lines joined, comments dropped) per stage; [0] is before FROM."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    stages: list[list[str]] = [[]]
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.upper().startswith("FROM "):
+            stages.append([])
+        stages[-1].append(line)
+    return stages
+
+
+def instructions(stage: list[str], keyword: str) -> list[str]:
+    return [line.split(None, 1)[1] for line in stage if line.split()[0].upper() == keyword]
+
+
+def test_dockerfile_is_multi_stage_with_a_pinned_base() -> None:
+    preamble, *stages = dockerfile_stages()
+    assert len(stages) >= 2, "a builder stage and a final stage"
+    args = dict(a.split("=", 1) for a in instructions(preamble, "ARG"))
+    base = args["PYTHON_IMAGE"]
+    # An exact version tag; a plain name (no registry host: that is the deployer's choice).
+    assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim(-[a-z]+)?(@sha256:[0-9a-f]{64})?", base), base
+    for stage in stages:
+        assert stage[0].split()[1] == "${PYTHON_IMAGE}", stage[0]
+    final = stages[-1]
+    assert any(c.startswith("--from=builder ") for c in instructions(final, "COPY"))
+    assert not instructions(final, "RUN"), "the final stage installs nothing (no build tools)"
+
+
+def test_dockerfile_final_stage_runs_the_operator_as_the_charts_non_root_user() -> None:
+    final = dockerfile_stages()[-1]
+    users = instructions(final, "USER")
+    assert users, "the final stage sets USER"
+    uid, _, gid = users[-1].partition(":")
+    assert uid.isdigit() and gid.isdigit(), "numeric, so runAsNonRoot can be checked"
+    assert int(uid) != 0 and int(gid) != 0
+    pod = values()["podSecurityContext"]
+    assert (int(uid), int(gid)) == (pod["runAsUser"], pod["runAsGroup"])
+    assert pod["runAsNonRoot"] is True
+    assert json.loads(instructions(final, "ENTRYPOINT")[-1]) == [
+        "python", "-m", "trainingjob_operator"]
+    env = " ".join(instructions(final, "ENV"))
+    assert "PYTHONDONTWRITEBYTECODE=1" in env
+    assert "PYTHONUNBUFFERED=1" in env
+
+
+def test_dockerignore_admits_exactly_what_the_dockerfile_copies() -> None:
+    lines = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert lines[0] == "*", "everything is excluded first, then the build inputs re-included"
+    admitted = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    copied = {src.rstrip("/") for stage in dockerfile_stages()
+              for copy in instructions(stage, "COPY") if not copy.startswith("--from")
+              for src in copy.split()[:-1]}
+    assert copied == admitted
+
+
+# --- values, schema, README, Settings -------------------------------------------------------
+
+def objects_with_properties(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    if isinstance(node, dict):
+        if "properties" in node:
+            found.append((path or "(root)", node))
+        for key, child in node.items():
+            found.extend(objects_with_properties(child, f"{path}/{key}"))
+    elif isinstance(node, list):
+        for i, child in enumerate(node):
+            found.extend(objects_with_properties(child, f"{path}/{i}"))
+    return found
+
+
+def test_schema_refuses_unknown_keys_at_every_level_it_defines() -> None:
+    doc = schema()
+    assert doc["$schema"] == "http://json-schema.org/draft-07/schema#"
+    defined = objects_with_properties(doc)
+    assert len(defined) > 10
+    for path, node in defined:
+        assert node.get("additionalProperties") is False, path
+    assert doc["properties"]["logFormat"]["enum"] == ["json", "plain"]
+    assert doc["properties"]["image"]["properties"]["pullPolicy"]["enum"] == [
+        "Always", "IfNotPresent", "Never"]
+
+
+def test_every_value_has_a_schema_entry_and_a_readme_row() -> None:
+    readme = (CHART / "README.md").read_text()
+    props = schema()["properties"]
+
+    def walk(vals: dict[str, Any], props: dict[str, Any], prefix: str) -> None:
+        for key, value in vals.items():
+            path = f"{prefix}{key}"
+            assert key in props, f"{path} is in values.yaml but not in values.schema.json"
+            child = props[key]
+            if isinstance(value, dict) and value and "properties" in child:
+                walk(value, child["properties"], f"{path}.")
+            else:  # a leaf, or a Kubernetes-typed value: its row, or its parent's
+                parts = path.split(".")
+                rows = [".".join(parts[:n]) for n in range(len(parts), 0, -1)]
+                assert any(f"| `{row}` |" in readme for row in rows), (
+                    f"{path} has no row in the chart README")
+
+    walk(values(), props, "")
+
+
+def test_chart_settings_are_exactly_the_operators_tunables() -> None:
+    """Each `settings` key renders TRAININGJOB_<SNAKE> that Settings reads; each Settings field
+    is settable through the chart (under `settings`, or a value of its own)."""
+    names = {f.name for f in fields(Settings)}
+    in_schema = set(schema()["properties"]["settings"]["properties"])
+    readme = (CHART / "README.md").read_text()
+    for key in in_schema:
+        snake = re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()  # what sprig's snakecase gives
+        assert snake in names, f"settings.{key}: Settings has no field {snake}"
+        assert f"| `{key}` | `TRAININGJOB_{snake.upper()}` |" in readme, key
+    missing = names - {re.sub(r"(?<!^)(?=[A-Z])", "_", k).lower() for k in in_schema}
+    missing -= set(CHART_MANAGED)
+    assert not missing, (f"Settings fields the chart cannot set: {sorted(missing)}; add them "
+                         f"to values.schema.json settings as {[camel(m) for m in missing]}")
+    deployment = (CHART / "templates" / "deployment.yaml").read_text()
+    for name in CHART_MANAGED:
+        assert f"name: TRAININGJOB_{name.upper()}" in deployment, name
+
+
+def test_image_references_are_plain_names() -> None:
+    image = values()["image"]
+    assert "/" not in image["repository"], "no registry host in the chart's default image"
+    assert image["tag"] == "", "the tag defaults to appVersion"
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["apiVersion"] == "v2"
+    assert chart["appVersion"] == "0.1.0"
+
+
+# --- charts/render_deploy.py (pure parts) --------------------------------------------------
+
+RENDERED = """---
+# Source: trainingjob-operator/templates/deployment.yaml
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: trainingjob-operator
+  labels:
+    helm.sh/chart: trainingjob-operator-0.1.0
+    app.kubernetes.io/name: trainingjob-operator
+    app.kubernetes.io/managed-by: Helm
+spec:
+  template:
+    metadata:
+      labels:
+        app.kubernetes.io/managed-by: Helm
+        app.kubernetes.io/name: trainingjob-operator
+        helm.sh/chart: trainingjob-operator-0.1.0
+    spec:
+      # a comment that stays
+      containers: []
+"""
+
+
+def test_render_strips_helm_labels_and_keeps_the_rest() -> None:
+    render = load_render_deploy()
+    assert render.helm_labels_left(RENDERED) == [
+        "Deployment/trainingjob-operator: helm.sh/chart",
+        "Deployment/trainingjob-operator: app.kubernetes.io/managed-by",
+        "Deployment/trainingjob-operator: helm.sh/chart",
+        "Deployment/trainingjob-operator: app.kubernetes.io/managed-by"]
+    stripped = render.strip_helm_labels(RENDERED)
+    assert render.helm_labels_left(stripped) == []
+    assert "# a comment that stays" in stripped
+    doc = yaml.safe_load(stripped.removeprefix("---\n"))
+    assert doc["metadata"]["labels"] == {"app.kubernetes.io/name": "trainingjob-operator"}
+    assert doc["spec"]["template"]["metadata"]["labels"] == {
+        "app.kubernetes.io/name": "trainingjob-operator"}
+
+
+def test_render_namespace_enforces_the_restricted_pod_security_standard() -> None:
+    render = load_render_deploy()
+    ns = render.namespace_manifest()
+    assert ns["metadata"]["name"] == "trainingjob-system"
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    kustomization = render.kustomization()
+    assert kustomization["namespace"] == "trainingjob-system"
+    for resource in kustomization["resources"]:
+        assert (ROOT / "deploy" / resource).is_file(), resource
+
+
+def test_stale_reports_each_differing_file(tmp_path: Path) -> None:
+    render = load_render_deploy()
+    (tmp_path / "same.yaml").write_text("a: 1\n")
+    (tmp_path / "other.yaml").write_text("a: 1\n")
+    problems = render.stale({"same.yaml": "a: 1\n", "other.yaml": "a: 2\n",
+                             "missing.yaml": "b: 1\n"}, tmp_path)
+    assert len(problems) == 2
+    assert "deploy/missing.yaml" in problems[0] and "+b: 1" in problems[0]
+    assert "deploy/other.yaml" in problems[1] and "-a: 1" in problems[1]
