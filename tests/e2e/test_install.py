@@ -1,0 +1,117 @@
+"""The chart as a platform team installs it: `helm install` into devcluster, what the
+operator's identity may and may not do (`kubectl auth can-i`), the namespaced mode, upgrade
+and uninstall. The operator's own lifecycle tests already run as this identity (conftest)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import CHART, OPERATOR_NAMESPACE, RELEASE, Cluster, Installation
+from tests.kube import Kubectl, training_job
+
+SA = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{RELEASE}"
+
+
+def can(kubectl: Kubectl, user: str, verb: str, resource: str, *where: str) -> bool:
+    """`resource` may carry `--subresource=x`; `kind/name` means an object by name."""
+    got = kubectl.run("auth", "can-i", verb, *resource.split(), f"--as={user}", *where,
+                      check=False)
+    assert got.stdout.strip() in ("yes", "no"), got.stderr
+    return got.stdout.strip() == "yes"
+
+
+def test_helm_install_rolls_out_under_the_restricted_pod_security_standard(
+        installation: Installation, cluster: Cluster) -> None:
+    kubectl = cluster.kubectl
+    status = installation.run_helm("status", RELEASE, "-n", OPERATOR_NAMESPACE).stdout
+    assert "STATUS: deployed" in status
+    # kwok plays the pods: this proves the ReplicaSet's pods passed admission, including
+    # the namespace's `enforce: restricted` Pod Security level.
+    kubectl.run("rollout", "status", f"deployment/{RELEASE}", "-n", OPERATOR_NAMESPACE,
+                "--timeout=60s")
+    pods = kubectl.json("get", "pods", "-n", OPERATOR_NAMESPACE, "-l",
+                        f"app.kubernetes.io/instance={RELEASE}")["items"]
+    assert len(pods) == 2
+    for pod in pods:
+        spec = pod["spec"]
+        assert spec["serviceAccountName"] == RELEASE
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        container = spec["containers"][0]["securityContext"]
+        assert container["readOnlyRootFilesystem"] is True
+        assert container["allowPrivilegeEscalation"] is False
+        assert container["capabilities"]["drop"] == ["ALL"]
+
+
+@pytest.mark.parametrize(("verb", "resource", "allowed"), [
+    ("list", "trainingjobs.training.dev", True),
+    ("watch", "trainingjobs.training.dev", True),
+    ("patch", "trainingjobs.training.dev --subresource=status", True),
+    ("create", "pods", True),
+    ("delete", "pods", True),
+    ("create", "services", True),
+    ("create", "events", True),
+    ("list", "nodes", True),
+    # Everything it does not need:
+    ("get", "secrets", False),
+    ("list", "secrets", False),
+    ("get", "configmaps", False),
+    ("update", "trainingjobs.training.dev", False),
+    ("patch", "trainingjobs.training.dev", False),
+    ("delete", "trainingjobs.training.dev", False),
+    ("create", "trainingjobs.training.dev", False),
+    ("update", "pods", False),
+    ("create", "pods --subresource=exec", False),
+    ("delete", "services", False),
+    ("patch", "nodes", False),
+    ("create", "deployments.apps", False),
+    ("list", "customresourcedefinitions.apiextensions.k8s.io", False),
+    ("create", "rolebindings.rbac.authorization.k8s.io", False),
+    ("create", "serviceaccounts --subresource=token", False),
+])
+def test_the_operator_identity_is_least_privilege(cluster: Cluster, installation: Installation,
+                                                  verb: str, resource: str,
+                                                  allowed: bool) -> None:
+    assert can(cluster.kubectl, SA, verb, resource, "-n", "some-team") is allowed
+
+
+def test_leader_election_may_touch_only_its_own_lease(cluster: Cluster,
+                                                      installation: Installation) -> None:
+    kubectl = cluster.kubectl
+    mine = f"leases.coordination.k8s.io/{RELEASE}"
+    assert can(kubectl, SA, "update", mine, "-n", OPERATOR_NAMESPACE)
+    assert can(kubectl, SA, "create", "leases.coordination.k8s.io", "-n", OPERATOR_NAMESPACE)
+    assert not can(kubectl, SA, "update", "leases.coordination.k8s.io/other", "-n",
+                   OPERATOR_NAMESPACE)
+    assert not can(kubectl, SA, "update", mine, "-n", "kube-system")
+
+
+def test_namespaced_install_grants_only_the_listed_namespaces_and_uninstall_keeps_jobs(
+        cluster: Cluster, installation: Installation, ns: Kubectl) -> None:
+    """A second release watching one namespace: its identity may create pods there and
+    nowhere else, reads nodes cluster-wide; uninstalling it leaves the TrainingJobs."""
+    kubectl = cluster.kubectl
+    release, home = "tj-team", f"{ns.namespace}-op"
+    kubectl.run("create", "namespace", home)
+    try:
+        installation.run_helm("install", release, str(CHART), "-n", home, "--skip-crds",
+                              "--set", f"watchNamespaces={{{ns.namespace}}}",
+                              "--set", "replicaCount=1")
+        sa = f"system:serviceaccount:{home}:{release}-trainingjob-operator"
+        assert can(kubectl, sa, "list", "nodes")
+        assert can(kubectl, sa, "create", "pods", "-n", str(ns.namespace))
+        assert can(kubectl, sa, "patch", "trainingjobs.training.dev --subresource=status",
+                   "-n", str(ns.namespace))
+        assert not can(kubectl, sa, "create", "pods", "-n", "default")
+        assert not can(kubectl, sa, "list", "trainingjobs.training.dev", "-A")
+
+        ns.apply(training_job("survivor"))
+        upgraded = installation.run_helm("upgrade", release, str(CHART), "-n", home,
+                                         "--reuse-values", "--set", "logFormat=plain")
+        assert "has been upgraded" in upgraded.stdout
+        installation.run_helm("uninstall", release, "-n", home)
+        assert not can(kubectl, sa, "create", "pods", "-n", str(ns.namespace))
+        assert ns.json("get", "tj", "survivor")["metadata"]["name"] == "survivor"
+    finally:
+        installation.run_helm("uninstall", release, "-n", home, check=False)
+        kubectl.run("delete", "namespace", home, "--wait=false", check=False)
