@@ -70,7 +70,8 @@ def test_only_the_leader_writes_and_a_killed_leader_hands_over_within_20s(
     leader = running_operator
     eventually(lambda: holder(kubectl) == leader.name, timeout=30, what="the first leader")
     standby = Operator(installation.token_kubeconfig(tmp_path / "standby.kubeconfig"),
-                       tmp_path / "standby.log", name="local-operator-1")
+                       tmp_path / "standby.log", name="local-operator-1",
+                       env={"TRAININGJOB_LOG_FORMAT": "json"})
     standby.start()
     try:
         assert eventually(lambda: probe(f"{standby.health_url}/readyz"), timeout=30,
@@ -116,6 +117,12 @@ def test_only_the_leader_writes_and_a_killed_leader_hands_over_within_20s(
         assert {"leases", "trainingjobs", "pods"} <= taken
     finally:
         standby.stop()  # SIGTERM: releases the lease, so the session's operator resumes at once
+    # The standby logged structured JSON, one object per line, its election included.
+    logged = [json.loads(line) for line in standby.log_path.read_text().splitlines()]
+    messages = [entry["message"] for entry in logged]
+    assert all({"message", "timestamp", "severity"} <= entry.keys() for entry in logged)
+    assert "leader election: local-operator-1 is now the leader" in " ".join(messages)
+    assert "leader election: local-operator-1 released the lease" in messages
     leader.start()
     eventually(lambda: holder(kubectl) == leader.name, timeout=30,
                what="the session's operator to lead again")
