@@ -103,10 +103,10 @@ class EnvVar(Model):
 
 class TrainingJobSpec(Model):
     image: str = Field(description="Container image of the training step, e.g. "
-                       "registry.example.com/team/train:1.4.", max_length=1024,
+                       "<registry>/team/train:1.4.", max_length=1024,
                        json_schema_extra=_rule("self != '' && !self.contains(' ')",
                                                "spec.image must name a container image without "
-                                               "spaces, e.g. registry.example.com/team/train:1.4"))
+                                               "spaces, e.g. <registry>/team/train:1.4"))
     command: list[str] | None = Field(None, max_length=64,
                                       description="Entrypoint; default the image's.")
     args: list[str] | None = Field(None, max_length=256)
