@@ -183,7 +183,8 @@ class Controller:
         instead of crashing the operator."""
         if job.phase:
             return
-        status, message = lifecycle.unreadable(job.problems, datetime.now(UTC))
+        status, message = lifecycle.unreadable(job.problems, datetime.now(UTC),
+                                               job.metadata.generation)
         if await self.kube.patch_status(job.metadata, status):
             await self.kube.event(job.metadata, "Warning", "InvalidSpec", message)
 

@@ -479,14 +479,18 @@ def pod_rejected(job: TrainingJob, worker: int, error: str, now: datetime,
                   "policy or spec field it names", now, settings, reservation=None)
 
 
-def unreadable(problems: str, now: datetime) -> tuple[dict[str, object], str]:
-    """The status patch for a job the models cannot parse (there is no model to build on)."""
+def unreadable(problems: str, now: datetime, generation: int) -> tuple[dict[str, object], str]:
+    """The status patch for a job the models cannot parse (there is no model to build on).
+    It carries the same conditions as any DeployFailed job, so kstatus reads it as Failed."""
     message = f"the spec cannot be read: {problems}; fix the fields named and create the " \
               "TrainingJob again"
     stamp = format_time(now)
+    conditions = _conditions((), Phase.DEPLOY_FAILED, "InvalidSpec", message, False,
+                             generation, stamp)
     status: dict[str, object] = {
         "phase": Phase.DEPLOY_FAILED.value, "reason": "InvalidSpec", "message": message,
-        "phaseTime": stamp, "completionTime": stamp,
+        "phaseTime": stamp, "completionTime": stamp, "observedGeneration": generation,
         "history": [{"phase": Phase.DEPLOY_FAILED.value, "reason": "InvalidSpec",
-                     "message": message, "time": stamp}]}
+                     "message": message, "time": stamp}],
+        "conditions": [c.model_dump(by_alias=True, mode="json") for c in conditions]}
     return status, message

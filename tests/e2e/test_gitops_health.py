@@ -173,13 +173,11 @@ def test_argocd_edge_cases(tjcheck: Path) -> None:
 
 def test_unreadable_job_status(tjcheck: Path) -> None:
     """The status the operator writes for a job its models cannot parse
-    (lifecycle.unreadable) has no conditions: kstatus calls it Current, the Flux
-    expressions and Argo CD read its phase."""
+    (lifecycle.unreadable) reads as failed everywhere: it carries Stalled=True and
+    observedGeneration like any DeployFailed job."""
     status, _ = lifecycle.unreadable("spec.workers: Input should be a valid integer",
-                                     datetime(2026, 1, 1, tzinfo=UTC))
+                                     datetime(2026, 1, 1, tzinfo=UTC), 1)
     obj = _with_status(fixture("NoStatus"), **status)
     assert argocd(tjcheck, obj)["status"] == "Degraded"
     assert flux(tjcheck, obj)["status"] == "Failed"
-    # A gap of kstatus that deploy/flux/README.md documents: if the operator ever writes
-    # Stalled (or observedGeneration) here, this turns Failed; update that README then.
-    assert kstatus(tjcheck, obj)["status"] == "Current"
+    assert kstatus(tjcheck, obj)["status"] == "Failed"

@@ -345,7 +345,10 @@ def test_edges_are_exactly_the_design_table() -> None:
 
 
 def test_unreadable_job_gets_a_terminal_invalid_spec_status() -> None:
-    status, message = lifecycle.unreadable("spec.workers: not an int", NOW)
+    status, message = lifecycle.unreadable("spec.workers: not an int", NOW, 3)
+    assert status["observedGeneration"] == 3
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}  # type: ignore[attr-defined]
+    assert conditions["Stalled"] == "True"
     assert status["phase"] == "DeployFailed" and status["reason"] == "InvalidSpec"
     assert message.startswith("the spec cannot be read: spec.workers: not an int")
     assert status["history"] == [{"phase": "DeployFailed", "reason": "InvalidSpec",
