@@ -31,6 +31,10 @@ def test_job_runs_through_every_phase_to_complete(ns: Kubectl) -> None:
     for reason in ("WaitingForCapacity", "Admitted", "CreatingWorkers", "WorkersRunning",
                    "Succeeded"):
         assert reason in reasons, reasons
+    described = ns.run("describe", "trainingjob", "llama-ft").stdout
+    events_table = described[described.index("Events:"):]
+    assert "Normal  Succeeded" in events_table and "trainingjob-operator" in events_table
+    assert "all 2 workers exited 0" in events_table
     row = ns.run("get", "tj", "llama-ft", "--no-headers").stdout.split()
     assert row[:4] == ["llama-ft", "Completed", "Succeeded", "0/2"] and row[4] == "16"
 
