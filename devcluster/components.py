@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,16 @@ GPU_RESOURCE = "nvidia.com/gpu"
 STAGES_FILE = Path(__file__).resolve().parent / "stages" / "pod-stages.yaml"
 # Any node Stage replaces kwok's default node stages, so this file holds the whole node lifecycle.
 NODE_STAGES_FILE = STAGES_FILE.with_name("node-stages.yaml")
+# Container logs (kwok's kubelet API): the default ClusterLogs, and the Logs CRD `up` installs.
+LOGS_FILE = STAGES_FILE.with_name("logs.yaml")
+LOGS_CRD_FILE = STAGES_FILE.with_name("logs-crd.yaml")
+LOGS_CRD_PATH = "/apis/kwok.x-k8s.io/v1alpha1/logs"
+# The log every container shows unless a Logs object names another file; relative to the data
+# dir (kwok's working directory, which resolves LOGS_FILE's relative path against it).
+DEFAULT_POD_LOG = Path("pod-logs") / "default.log"
+DEFAULT_POD_LOG_LINES = 5
+# kwok serves the kubelet API of every fake node on this address (the nodes' InternalIP).
+KUBELET_HOST = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,7 @@ class Ports:
     apiserver: int
     controller_manager: int
     scheduler: int
+    kwok: int  # kwok's kubelet API (logs), the kubelet port of every fake node
 
 
 @dataclass(frozen=True)
@@ -121,8 +133,35 @@ def command_lines(bin_dir: Path, data_dir: Path, pki: Pki, ports: Ports) -> dict
             f"--config={STAGES_FILE}", f"--config={NODE_STAGES_FILE}", "--manage-all-nodes=false",
             f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
             "--node-lease-duration-seconds=40", "--cidr=10.244.0.1/16", "--v=INFO",
+            # The kubelet API for `kubectl logs`: the node Stages publish --node-ip as each
+            # node's InternalIP and --node-port as its kubelet port, where the API server
+            # connects (https; without --kubelet-certificate-authority it does not verify).
+            f"--config={LOGS_FILE}", "--enable-crds=Logs",
+            f"--server-address={KUBELET_HOST}:{ports.kwok}", f"--node-ip={KUBELET_HOST}",
+            f"--node-port={ports.kwok}", *serving,
         ],
     }
+
+
+def cri_log_line(message: str, when: datetime, stream: str = "stdout") -> str:
+    """One line of a container log file in the CRI format kwok (like the kubelet) reads:
+    ``<RFC 3339 time> <stdout|stderr> F <message>``; F marks a full (not partial) line."""
+    if stream not in ("stdout", "stderr"):
+        raise ValueError(f"stream must be stdout or stderr, not {stream!r}")
+    if "\n" in message:
+        raise ValueError("one line per call: the message must not contain a newline")
+    stamp = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return f"{stamp} {stream} F {message}\n"
+
+
+def default_log_message(number: int) -> str:
+    return f"devcluster log line {number}/{DEFAULT_POD_LOG_LINES}"
+
+
+def default_pod_log(when: datetime) -> str:
+    """The content `up` writes to DEFAULT_POD_LOG: DEFAULT_POD_LOG_LINES numbered lines."""
+    return "".join(cri_log_line(default_log_message(n), when)
+                   for n in range(1, DEFAULT_POD_LOG_LINES + 1))
 
 
 def node_manifest(index: int, shape: NodeShape) -> dict[str, Any]:

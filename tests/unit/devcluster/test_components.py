@@ -10,6 +10,7 @@ import yaml
 from devcluster.components import (
     COMPONENTS,
     KWOK_NODE_ANNOTATION,
+    LOGS_FILE,
     NODE_STAGES_FILE,
     STAGES_FILE,
     NodeShape,
@@ -22,7 +23,7 @@ from devcluster.components import (
 from devcluster.pki import Pki
 
 PORTS = Ports(etcd_client=2379, etcd_peer=2380, apiserver=6443, controller_manager=10257,
-              scheduler=10259)
+              scheduler=10259, kwok=10250)
 README = Path(__file__).resolve().parents[3] / "devcluster" / "README.md"
 
 
@@ -54,14 +55,15 @@ def test_apiserver_serves_tls_only_with_rbac_and_service_account_admission() -> 
 
 
 def test_nothing_listens_or_connects_beyond_loopback() -> None:
-    network = re.compile(r"--(listen|advertise|initial|bind-address|etcd-servers)[^=]*=")
+    network = re.compile(
+        r"--(listen|advertise|initial|bind-address|etcd-servers|server-address)[^=]*=")
     checked = 0
     for argv in _lines().values():
         for arg in filter(network.match, argv):
             hosts = re.findall(r"(?:https?://|address=)([^:/,]+)", arg)
             assert hosts and all(h == "127.0.0.1" for h in hosts), arg
             checked += 1
-    assert checked >= 9
+    assert checked >= 10
 
 
 def test_controllers_use_their_own_identities_and_gc_is_on() -> None:
@@ -79,7 +81,7 @@ def test_kwok_manages_only_annotated_nodes_with_our_stages() -> None:
     assert _flag(argv, "manage-all-nodes") == "false"
     assert _flag(argv, "manage-nodes-with-annotation-selector") == f"{KWOK_NODE_ANNOTATION}=fake"
     configs = [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
-    assert configs == [str(STAGES_FILE), str(NODE_STAGES_FILE)]
+    assert configs == [str(STAGES_FILE), str(NODE_STAGES_FILE), str(LOGS_FILE)]
 
 
 def test_kubeconfig_embeds_credentials() -> None:
