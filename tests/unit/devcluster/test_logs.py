@@ -20,16 +20,14 @@ from devcluster.components import (
     LOGS_CRD_PATH,
     LOGS_FILE,
     NODE_STAGES_FILE,
-    Ports,
     command_lines,
     cri_log_line,
     default_log_message,
     default_pod_log,
 )
 from devcluster.pki import Pki
+from tests.unit.devcluster.test_components import PORTS
 
-PORTS = Ports(etcd_client=2379, etcd_peer=2380, apiserver=6443, controller_manager=10257,
-              scheduler=10259, kwok=10250)
 WHEN = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 # What kwok's log reader (k8s.io/cri-client/pkg/logs, parseCRILog) accepts.
 CRI_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{1,9}Z (stdout|stderr) F (.*)\n$")
