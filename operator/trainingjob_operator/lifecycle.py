@@ -296,17 +296,17 @@ def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime, settings: S
                       f"{', running setup' if spec.setup else ''}", now, settings, creates)
 
     # Deploying or Running: the failure mapping, in worker order.
+    tally = counts(job, workers)  # a failed job's status says how many workers failed
     for w in workers:
         if w.state is WorkerState.LOST or (phase is Phase.RUNNING
                                            and w.state is WorkerState.MISSING):
             if w.state is WorkerState.MISSING:
                 w = Worker(w.index, WorkerState.LOST, detail="pod deleted")
-            return _end(job, lost_worker(job, w), current + stale, now, settings, lost)
+            return _end(job, lost_worker(job, w), current + stale, now, settings, lost, tally)
     for w in workers:
         verdict = failure(job, w, now, settings)
         if verdict is not None:
-            return _end(job, verdict, current + stale, now, settings, lost)
-    tally = counts(job, workers)
+            return _end(job, verdict, current + stale, now, settings, lost, tally)
     if all(w.state is WorkerState.SUCCEEDED for w in workers):
         return _moved(job, Phase.COMPLETED, "Succeeded",
                       f"all {spec.workers} workers exited 0", now, settings, cleanup,
@@ -323,7 +323,7 @@ def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime, settings: S
             deadline = admitted + timedelta(seconds=spec.timeouts.deploy_seconds)
             if now >= deadline:
                 return _end(job, _deploy_timeout(job, workers), current + stale, now, settings,
-                            lost)
+                            lost, tally)
             recheck = _earliest(recheck, deadline)
         missing = [CreatePod(w.index, _reserved_node(job, w.index))
                    for w in workers if w.state is WorkerState.MISSING]
@@ -337,7 +337,7 @@ def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime, settings: S
                                      f"ran longer than spec.timeouts.runSeconds="
                                      f"{spec.timeouts.run_seconds}s; raise it or make the "
                                      "training finish sooner"), current + stale, now, settings,
-                        lost)
+                        lost, tally)
         recheck = _earliest(recheck, deadline)
     new = _with_counts(status, tally) if status.workers != tally else None
     return Decision(new, tuple(cleanup), recheck_at=recheck)
@@ -406,15 +406,18 @@ def _deploy_timeout(job: TrainingJob, workers: Sequence[Worker]) -> Verdict:
 
 
 def _end(job: TrainingJob, verdict: Verdict, pods: Sequence[PodView], now: datetime,
-         settings: Settings, lost: Collection[str] = ()) -> Decision:
+         settings: Settings, lost: Collection[str] = (),
+         tally: WorkerCounts | None = None) -> Decision:
     grace = job.spec.termination_grace_period_seconds
     if verdict.retry:
         return _moved(job, Phase.PENDING, verdict.reason, verdict.message, now, settings,
                       _deletes(pods, grace, lost_nodes=lost), attempt=job.status.attempt + 1,
                       reservation=None, queue=None, workers=WorkerCounts(total=job.spec.workers),
                       worker_summary=f"0/{job.spec.workers}")
+    counted: dict[str, object] = {} if tally is None else {
+        "workers": tally, "worker_summary": f"{tally.ready}/{tally.total}"}
     return _moved(job, verdict.phase, verdict.reason, verdict.message, now, settings,
-                  _deletes(pods, grace, only_running=True, lost_nodes=lost))
+                  _deletes(pods, grace, only_running=True, lost_nodes=lost), **counted)
 
 
 def admit(job: TrainingJob, nodes: Sequence[str], now: datetime,

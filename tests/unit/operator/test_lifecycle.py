@@ -106,6 +106,9 @@ def test_one_failed_worker_fails_the_job_and_stops_the_others() -> None:
     d = decide(job(at("Running"), workers=2), [exited(0, 3, "Error"), running(1)], NOW, S)
     assert _phase(d) is Phase.FAILED and d.status is not None and d.status.reason == "Error"
     assert d.actions == (DeletePod("j-worker-1", 60),)
+    assert d.status.workers is not None
+    assert (d.status.workers.failed, d.status.workers.succeeded, d.status.workers.ready) == (
+        1, 0, 0)  # ready is 0 in a finished job
 
 
 def test_lost_worker_retries_to_pending_with_the_next_attempt() -> None:
