@@ -74,6 +74,8 @@ class Elector:
         if record != self.seen[0]:
             self.seen = (record, now_mono)
         self.lease = lease
+        if lease is not None and lease.holder not in ("", self.me):
+            self.renewed_at = None  # someone else holds it: stop leading now, not at the deadline
         if not may_claim(lease, self.me, now_mono - self.seen[1]):
             return
         sent = time.monotonic()
