@@ -136,6 +136,8 @@ class Controller:
         assert self.indexes is not None
         if deleted:
             self.deleted_nodes.add(name)
+        if not self.leading():
+            return  # a standby only keeps track; the leader judges the jobs
         keys = {(p.namespace, p.job) for p in _values(self.indexes.usage, name) if p.job}
         for key in list(self.indexes.jobs):
             job = self._job(key)

@@ -44,8 +44,7 @@ class NotLeaderError(RuntimeError):
 
 
 class Kube:
-    def __init__(self, kubeconfig: str | None = None,
-                 leading: Callable[[], bool] = lambda: True) -> None:
+    def __init__(self, kubeconfig: str | None = None) -> None:
         """In a pod: its service account. Else `kubeconfig`, else $KUBECONFIG as it is now
         (the client's own default is read once, at import)."""
         configuration = client.Configuration()
@@ -61,7 +60,8 @@ class Kube:
         self.core = client.CoreV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
         self.coordination = client.CoordinationV1Api(self.api)
-        self.leading = leading
+        # Set by leader election; without it this process is the only replica.
+        self.leading: Callable[[], bool] = lambda: True
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.to_thread(fn, *args, **kwargs)
@@ -73,24 +73,25 @@ class Kube:
             raise NotLeaderError(f"{getattr(fn, '__name__', fn)}: this replica is not the leader")
         return await self._call(fn, *args, **kwargs)
 
-    async def serves_trainingjobs(self) -> bool:
-        """Whether the TrainingJob API is served (its CRD installed). Discovery needs no
-        RBAC grant, so the operator need not read CRDs at all."""
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T | None:
+        """A read where 404 means "not there" rather than an error."""
         try:
-            found = await self._call(self.custom.get_api_resources, GROUP, VERSION)
-        except ApiException as err:
-            if err.status == 404:
-                return False
-            raise
-        return any(r.name == PLURAL for r in found.resources)
-
-    async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            lease = await self._call(self.coordination.read_namespaced_lease, name, namespace)
+            return await self._call(fn, *args)
         except ApiException as err:
             if err.status == 404:
                 return None
             raise
+
+    async def serves_trainingjobs(self) -> bool:
+        """Whether the TrainingJob API is served (its CRD installed). Discovery needs no
+        RBAC grant, so the operator need not read CRDs at all."""
+        found = await self._read(self.custom.get_api_resources, GROUP, VERSION)
+        return found is not None and any(r.name == PLURAL for r in found.resources)
+
+    async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        lease = await self._read(self.coordination.read_namespaced_lease, name, namespace)
+        if lease is None:
+            return None
         return cast(dict[str, Any], self.api.sanitize_for_serialization(  # type: ignore[no-untyped-call]
             lease))
 
