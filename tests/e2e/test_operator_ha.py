@@ -100,6 +100,11 @@ def test_only_the_leader_writes_and_a_killed_leader_hands_over_within_20s(
         leader.proc.send_signal(signal.SIGKILL)
         killed = time.monotonic()
         leader.proc.wait()
+        # Created while nobody leads: the standby ignores its event, so only the new
+        # leader's re-decision of every job at election can move it.
+        ns.apply(training_job("during", annotations={"outcome": "succeed",
+                                                     "run-duration": "1s"}))
+        assert holder(kubectl) == leader.name, "the lease moved before the job was created"
         eventually(lambda: holder(kubectl) == standby.name, timeout=25, interval=0.2,
                    what="the standby to take the lease")
         handover = time.monotonic() - killed
@@ -111,6 +116,7 @@ def test_only_the_leader_writes_and_a_killed_leader_hands_over_within_20s(
         ns.apply(training_job("after", annotations={"outcome": "succeed",
                                                     "run-duration": "1s"}))
         wait_phase(ns, "after", "Completed", timeout=60)
+        wait_phase(ns, "during", "Completed", timeout=60)
         wait_phase(ns, "across", "Completed", timeout=60)
         taken = {e["objectRef"]["resource"]
                  for e in writes_by(cluster, credential_id(standby.kubeconfig))}
@@ -123,6 +129,11 @@ def test_only_the_leader_writes_and_a_killed_leader_hands_over_within_20s(
     assert all({"message", "timestamp", "severity"} <= entry.keys() for entry in logged)
     assert "leader election: local-operator-1 is now the leader" in " ".join(messages)
     assert "leader election: local-operator-1 released the lease" in messages
+    # The released lease is free at once: the restarted operator leads as soon as it is up,
+    # well inside one lease duration (it would have to wait that long for a silent one).
+    restarted = time.monotonic()
     leader.start()
     eventually(lambda: holder(kubectl) == leader.name, timeout=30,
                what="the session's operator to lead again")
+    assert time.monotonic() - restarted < float(Operator.ENV.get(
+        "TRAININGJOB_LEASE_DURATION_SECONDS", "10"))
