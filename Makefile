@@ -43,8 +43,12 @@ devcluster-build: venv
 tools-build: venv
 	@$(DEVCLUSTER) tools
 
+# One real node (a kubelet and containerd running real containers) besides kwok's GPU nodes;
+# DEVCLUSTER_REAL_NODES=0 for kwok only.
+REAL_NODES ?= $${DEVCLUSTER_REAL_NODES:-1}
+
 cluster-up: venv
-	@$(DEVCLUSTER) up
+	@$(DEVCLUSTER) up --real-nodes $(REAL_NODES)
 
 cluster-down: venv
 	@$(DEVCLUSTER) down
@@ -56,7 +60,7 @@ run: venv
 	@if [ -n "$$KUBECONFIG" ]; then \
 	  echo "Using the cluster in KUBECONFIG=$$KUBECONFIG"; \
 	else \
-	  $(DEVCLUSTER) status >/dev/null 2>&1 || $(DEVCLUSTER) up; \
+	  $(DEVCLUSTER) status >/dev/null 2>&1 || $(DEVCLUSTER) up --real-nodes $(REAL_NODES); \
 	fi
 	@export KUBECONFIG=$${KUBECONFIG:-$(CURDIR)/.devcluster/kubeconfig}; \
 	  KUBECTL=$$($(DEVCLUSTER) build)/kubectl; \

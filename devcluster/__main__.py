@@ -29,6 +29,14 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--cpu-per-node", default=env("DEVCLUSTER_CPU", "96"))
     start.add_argument("--memory-per-node", default=env("DEVCLUSTER_MEMORY", "1024Gi"))
     start.add_argument("--pods-per-node", type=int, default=int(env("DEVCLUSTER_PODS", "110")))
+    start.add_argument("--real-nodes", type=int,
+                       default=int(env("DEVCLUSTER_REAL_NODES", "0")),
+                       help="real nodes: a kubelet and containerd each, running real containers "
+                            "($DEVCLUSTER_REAL_NODES, default 0)")
+    start.add_argument("--real-node-gpus", type=int,
+                       default=int(env("DEVCLUSTER_REAL_NODE_GPUS", "8")),
+                       help="nvidia.com/gpu each real node advertises ($DEVCLUSTER_REAL_NODE_GPUS, "
+                            "default 8)")
     start.add_argument("--port", type=int, default=int(env("DEVCLUSTER_PORT", "0")),
                        help="kube-apiserver port ($DEVCLUSTER_PORT; default 0 = any free port)")
     sub.add_parser("down", help="stop the cluster (idempotent) and remove its state")
@@ -45,13 +53,18 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "tools":
             print(build.ensure_tools())
         elif args.command == "up":
-            if args.nodes < 0 or args.gpus_per_node < 0:
-                raise cluster.ClusterError("--nodes and --gpus-per-node must be 0 or more")
+            if min(args.nodes, args.gpus_per_node, args.real_nodes, args.real_node_gpus) < 0:
+                raise cluster.ClusterError("--nodes, --gpus-per-node, --real-nodes and "
+                                           "--real-node-gpus must be 0 or more")
             shape = NodeShape(count=args.nodes, gpus=args.gpus_per_node, cpu=args.cpu_per_node,
                               memory=args.memory_per_node, pods=args.pods_per_node)
-            state = cluster.up(args.dir, shape, args.port)
+            state = cluster.up(args.dir, shape, args.port, real_nodes=args.real_nodes,
+                               real_node_gpus=args.real_node_gpus,
+                               log=lambda line: print(line, file=sys.stderr))
+            real = (f" and {state.real_nodes} real nodes x {args.real_node_gpus} nvidia.com/gpu"
+                    if state.real_nodes else "")
             print(f"devcluster: up at {state.server} in {state.ready_seconds:.1f}s with "
-                  f"{shape.count} nodes x {shape.gpus} nvidia.com/gpu", file=sys.stderr)
+                  f"{shape.count} nodes x {shape.gpus} nvidia.com/gpu{real}", file=sys.stderr)
             print(cluster.env_line(args.dir))
         elif args.command == "down":
             was = cluster.down(args.dir)

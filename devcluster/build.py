@@ -22,11 +22,16 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 GO_DIR = Path(__file__).resolve().parent / "go"
 TOOLS_DIR = Path(__file__).resolve().parent / "tools"
+# Cluster DNS for real nodes: CoreDNS with only the plugins devcluster uses (own module: its
+# dependency versions are CoreDNS's, not the control plane's).
+DNS_DIR = Path(__file__).resolve().parent / "dns"
+# The programs inside the images real nodes run (pause, trainer): static, standard library only.
+IMAGES_DIR = Path(__file__).resolve().parent / "images"
 
 # Binary name -> Go package, as listed in go.mod (tool directives and ./cmd wrappers).
 PACKAGES: dict[str, str] = {
@@ -36,12 +41,17 @@ PACKAGES: dict[str, str] = {
     "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
     "kubectl": "k8s.io/kubernetes/cmd/kubectl",
     "kwok": "sigs.k8s.io/kwok/cmd/kwok",
+    "kubelet": "k8s.io/kubernetes/cmd/kubelet",
 }
 
 TOOL_PACKAGES: dict[str, str] = {
     "helm": "helm.sh/helm/v3/cmd/helm",
     "tjcheck": "./cmd/tjcheck",
 }
+
+DNS_PACKAGES: dict[str, str] = {"coredns": "./cmd/coredns"}
+
+IMAGE_PACKAGES: dict[str, str] = {"pause": "./cmd/pause", "trainer": "./cmd/trainer"}
 
 # Kubernetes reads its version from variables its release scripts set at link time.
 _K8S_VERSION_PACKAGES = ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
@@ -93,7 +103,9 @@ def helm_ldflags(helm_version: str, client_go_version: str) -> str:
 
 def build_inputs(go_dir: Path = GO_DIR) -> list[tuple[str, bytes]]:
     """Every file that decides what the build produces, with its path relative to go_dir."""
-    files = [go_dir / "go.mod", go_dir / "go.sum", *sorted(go_dir.rglob("*.go"))]
+    # A module without dependencies (devcluster/images) has no go.sum.
+    go_sum = [go_dir / "go.sum"] if (go_dir / "go.sum").exists() else []
+    files = [go_dir / "go.mod", *go_sum, *sorted(go_dir.rglob("*.go"))]
     return [(str(f.relative_to(go_dir)), f.read_bytes()) for f in files]
 
 
@@ -119,6 +131,7 @@ class GoBuild:
     packages: Mapping[str, str]  # binary name -> Go package
     link_flags: Callable[[str, Path], str]  # (go.mod text, its path) -> -ldflags
     cache_env: str  # the environment variable that overrides cache_root()
+    env: Mapping[str, str] = field(default_factory=dict)  # e.g. CGO_ENABLED=0 for static binaries
 
     def cache_root(self) -> Path:
         return Path(os.environ.get(self.cache_env) or _user_cache(self.name))
@@ -130,8 +143,10 @@ class GoBuild:
     def ensure(self, log: bool = True) -> Path:
         """Return a directory holding every binary in packages, building it on a cache miss."""
         flags = self.flags()
-        target = self.cache_root() / cache_key(build_inputs(self.go_dir), go_version(),
-                                               flags) / "bin"
+        # The build environment decides the binaries as much as the flags do.
+        inputs = [*build_inputs(self.go_dir), *((f"env:{k}", v.encode())
+                                                for k, v in sorted(self.env.items()))]
+        target = self.cache_root() / cache_key(inputs, go_version(), flags) / "bin"
         if all((target / name).is_file() for name in self.packages):
             return target
         target.parent.parent.mkdir(parents=True, exist_ok=True)
@@ -144,8 +159,8 @@ class GoBuild:
             out_dir = Path(tmp) / "bin"
             out_dir.mkdir()
             cmd = ["go", "build", "-ldflags", flags, "-o", f"{out_dir}/", *self.packages.values()]
-            proc = subprocess.run(cmd, cwd=self.go_dir, env=_go_env(), capture_output=True,
-                                  text=True)
+            proc = subprocess.run(cmd, cwd=self.go_dir, env={**_go_env(), **self.env},
+                                  capture_output=True, text=True)
             if proc.returncode != 0:
                 raise BuildError(f"go build failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -168,6 +183,15 @@ def _tools_flags(gomod: str, path: Path) -> str:
 
 DEVCLUSTER = GoBuild("devcluster", GO_DIR, PACKAGES, _devcluster_flags, "DEVCLUSTER_CACHE")
 TOOLS = GoBuild("tools", TOOLS_DIR, TOOL_PACKAGES, _tools_flags, "DEVCLUSTER_TOOLS_CACHE")
+
+
+def _strip_flags(gomod: str, path: Path) -> str:
+    return "-s -w"
+
+
+DNS = GoBuild("dns", DNS_DIR, DNS_PACKAGES, _strip_flags, "DEVCLUSTER_DNS_CACHE")
+IMAGE_BINARIES = GoBuild("images", IMAGES_DIR, IMAGE_PACKAGES, _strip_flags,
+                         "DEVCLUSTER_IMAGES_CACHE", env={"CGO_ENABLED": "0"})
 
 
 def cache_root() -> Path:
@@ -196,3 +220,8 @@ def ensure_binaries(log: bool = True) -> Path:
 def ensure_tools(log: bool = True) -> Path:
     """Return a directory holding every binary in TOOL_PACKAGES, building it on a cache miss."""
     return TOOLS.ensure(log)
+
+
+def ensure_dns(log: bool = True) -> Path:
+    """Return a directory holding coredns (DNS_PACKAGES), building it on a cache miss."""
+    return DNS.ensure(log)

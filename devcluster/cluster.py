@@ -26,10 +26,11 @@ from pathlib import Path
 
 import yaml
 
-from devcluster import build
+from devcluster import build, dns, hostnode, images, realnode
 from devcluster.components import (
     COMPONENTS,
     DEFAULT_POD_LOG,
+    GPU_RESOURCE,
     LOGS_CRD_FILE,
     LOGS_CRD_PATH,
     NodeShape,
@@ -39,9 +40,12 @@ from devcluster.components import (
     kubeconfig,
     node_list,
 )
-from devcluster.pki import CLIENTS, Pki, write_pki
+from devcluster.pki import CLIENTS, Pki, node_client, node_serving, write_pki
+from devcluster.realnode import Network, RealNode
 
 STARTUP_TIMEOUT = 90.0
+# Added for clusters with real nodes: importing images and a kubelet's first sync.
+REAL_NODE_STARTUP_TIMEOUT = 90.0
 
 
 class ClusterError(RuntimeError):
@@ -56,10 +60,21 @@ class State:
     pids: dict[str, int] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
     ready_seconds: float | None = None
+    # Real nodes: how many, and the bridge and 10.<octet>.0.0/16 they share.
+    real_nodes: int = 0
+    bridge: str = ""
+    octet: int = 0
 
     @property
     def server(self) -> str:
         return f"https://127.0.0.1:{self.ports['apiserver']}"
+
+    def network(self) -> Network | None:
+        return Network(self.bridge, self.octet) if self.bridge else None
+
+    def nodes(self, data_dir: Path) -> list[RealNode]:
+        network = self.network()
+        return realnode.real_nodes(data_dir, network, self.real_nodes) if network else []
 
 
 def state_path(data_dir: Path) -> Path:
@@ -231,18 +246,35 @@ def _kubectl(bin_dir: Path, kubeconfig_file: Path, *args: str,
 
 
 def up(data_dir: Path, shape: NodeShape, apiserver_port: int = 0,
-       log: Callable[[str], None] = print) -> State:
-    """Build (or reuse) the binaries, start every component and wait until ready."""
+       log: Callable[[str], None] = print, real_nodes: int = 0,
+       real_node_gpus: int = 8) -> State:
+    """Build (or reuse) the binaries, start every component and wait until ready.
+
+    ``real_nodes`` kubelets with their own containerd join the kwok nodes where this machine
+    can run them; where it cannot, `up` says why in one line and goes on without them.
+    """
     data_dir = data_dir.resolve()
     _check_can_start(data_dir, apiserver_port)
+    if real_nodes:
+        why_not = hostnode.missing_prerequisite()
+        if why_not:
+            log(f"devcluster: no real nodes: {why_not}; continuing with kwok nodes only")
+            real_nodes = 0
     bin_dir = build.ensure_binaries()
+    extra_bins = _real_node_builds(log) if real_nodes else None
     started = time.monotonic()
     data_dir.mkdir(parents=True, exist_ok=True)
-    pki = write_pki(data_dir / "pki")
+    network = (realnode.network_for(data_dir, hostnode.taken_octets()) if real_nodes
+               else None)
+    nodes = realnode.real_nodes(data_dir, network, real_nodes) if network else []
+    pki = write_pki(data_dir / "pki", {n.name: n.ip for n in nodes})
     auto = free_ports(6)
     ports = Ports(etcd_client=auto[0], etcd_peer=auto[1], apiserver=apiserver_port or auto[2],
                   controller_manager=auto[3], scheduler=auto[4], kwok=auto[5])
     launch = _Launch(data_dir, bin_dir, pki, ports)
+    if network:
+        launch.state.real_nodes, launch.state.bridge = len(nodes), network.bridge
+        launch.state.octet = network.octet
     server = f"https://127.0.0.1:{ports.apiserver}"
     ca = pki.ca_cert.read_bytes()
     kube_dir = data_dir / "kubeconfigs"
@@ -279,11 +311,21 @@ def up(data_dir: Path, shape: NodeShape, apiserver_port: int = 0,
                            input_text=json.dumps(node_list(shape)))
         if created.returncode != 0:
             raise ClusterError(f"registering the fake GPU nodes failed: {created.stderr}")
+        if network and extra_bins:
+            _start_real_nodes(launch, nodes, network, extra_bins, server, ca, pki,
+                              deadline + REAL_NODE_STARTUP_TIMEOUT)
         launch.wait_until("the default service account", lambda: _kubectl(
             bin_dir, admin, "get", "serviceaccount", "default", "-n", "default",
         ).returncode == 0, deadline)
-        launch.wait_until(f"{shape.count} schedulable nodes", lambda: _schedulable_nodes(
-            bin_dir, admin) >= shape.count, deadline)
+        total = shape.count + len(nodes)
+        launch.wait_until(f"{total} schedulable nodes", lambda: _schedulable_nodes(
+            bin_dir, admin) >= total, deadline + REAL_NODE_STARTUP_TIMEOUT)
+        for node in nodes:
+            patched = _kubectl(bin_dir, admin, "patch", "node", node.name,
+                               "--subresource=status", "--type=merge", "-p", json.dumps(
+                                   realnode.gpu_capacity_patch(GPU_RESOURCE, real_node_gpus)))
+            if patched.returncode != 0:
+                raise ClusterError(f"advertising GPUs on {node.name} failed: {patched.stderr}")
     except BaseException:
         log(f"devcluster: start failed; stopping what was started (logs: {launch.logs})")
         down(data_dir)
@@ -293,6 +335,71 @@ def up(data_dir: Path, shape: NodeShape, apiserver_port: int = 0,
     shutil.copyfile(admin, kubeconfig_path(data_dir))
     kubeconfig_path(data_dir).chmod(0o600)
     return launch.state
+
+
+@dataclass(frozen=True)
+class _RealNodeBins:
+    dns_dir: Path
+    images: dict[str, Path]  # image name -> OCI archive
+
+
+def _real_node_builds(log: Callable[[str], None]) -> _RealNodeBins:
+    """Packages, CoreDNS and the images: everything a real node needs before it starts."""
+    try:
+        hostnode.install_packages(log)
+    except (RuntimeError, subprocess.CalledProcessError) as err:
+        raise ClusterError(f"installing the packages real nodes need failed: {err}") from err
+    return _RealNodeBins(dns_dir=build.ensure_dns(), images=images.ensure_images())
+
+
+def _start_real_nodes(launch: _Launch, nodes: list[RealNode], network: Network,
+                      bins: _RealNodeBins, server: str, ca: bytes, pki: Pki,
+                      deadline: float) -> None:
+    """The bridge, then per node containerd (with the images) and the kubelet; then the
+    cluster DNS on the bridge."""
+    hostnode.create_bridge(network, [n.ip for n in nodes])
+    bin_dir = Path(launch.state.bin_dir)
+    certs_of = {n.name: realnode.NodeCerts(
+        ca=pki.ca_cert, serving_cert=pki.client_cert(node_serving(n.name)),
+        serving_key=pki.client_key(node_serving(n.name))) for n in nodes}
+    for node in nodes:
+        node.dir.mkdir(parents=True, exist_ok=True)
+        node.cni_conf_dir.mkdir(exist_ok=True)
+        hostnode.create_cgroup_root(node.cgroup_root)
+        node.containerd_config.write_text(realnode.containerd_config(node, images.PAUSE_IMAGE))
+        (node.cni_conf_dir / "10-devcluster.conflist").write_text(
+            json.dumps(realnode.cni_conflist(node), indent=2))
+        node.kubelet_config.write_text(yaml.safe_dump(
+            realnode.kubelet_config(node, certs_of[node.name])))
+        stem = node_client(node.name)
+        node.kubeconfig.write_text(yaml.safe_dump(kubeconfig(
+            server, ca, pki.client_cert(stem).read_bytes(), pki.client_key(stem).read_bytes(),
+            f"system:node:{node.name}")))
+        containerd, kubelet = node.process_name
+        launch.argv[containerd] = realnode.containerd_argv(node)
+        launch.argv[kubelet] = realnode.kubelet_argv(bin_dir, node)
+        launch.start(containerd)
+    for node in nodes:
+        launch.wait_until(f"containerd of {node.name}", node.containerd_socket.exists,
+                          deadline)
+        images.import_images(Path(realnode.CTR), str(node.containerd_socket), bins.images)
+        launch.start(node.process_name[1])
+    rbac = _kubectl(bin_dir, launch.data_dir / "kubeconfigs" / "admin.yaml", "apply", "-f", "-",
+                    input_text=json.dumps({"apiVersion": "v1", "kind": "List",
+                                           "items": dns.coredns_rbac()}))
+    if rbac.returncode != 0:
+        raise ClusterError(f"granting CoreDNS its reads failed: {rbac.stderr}")
+    health, ready = free_ports(2)
+    launch.state.ports.update(dns_health=health, dns_ready=ready)
+    corefile = launch.data_dir / "Corefile"
+    corefile.write_text(dns.corefile(
+        listen_ip=network.gateway, port=53, health_port=launch.state.ports["dns_health"],
+        ready_port=launch.state.ports["dns_ready"],
+        kubeconfig=launch.data_dir / "kubeconfigs" / "coredns.yaml"))
+    launch.argv["coredns"] = dns.command_line(bins.dns_dir, corefile)
+    launch.start("coredns")
+    launch.wait_until("CoreDNS /ready", lambda: _get(
+        f"http://127.0.0.1:{ready}/ready", None) is not None, deadline)
 
 
 def pod_log_path(data_dir: Path) -> Path:
@@ -344,20 +451,48 @@ def down(data_dir: Path) -> bool:
     """Stop every component and remove the cluster's state; True if something was running.
 
     Idempotent: with nothing running it only cleans a stale data dir. Logs are kept.
+    Real nodes first end their pods through their kubelets (so containerd tears down each
+    pod's network), then whatever is left of them is killed, unmounted and removed.
     """
     data_dir = data_dir.resolve()
     state = read_state(data_dir)
     running = False
     if state is not None:
         running = bool(group_members(state.pgid))
+        nodes = state.nodes(data_dir)
+        if nodes and running:
+            _drain_real_nodes(state, data_dir, nodes)
         _stop_group(state.pgid)
-    for child in ("etcd", "pki", "kubeconfigs", "kubeconfig", "state.json"):
+        for node in nodes:
+            hostnode.clean_node(node)
+        if state.bridge:
+            hostnode.delete_bridge(state.bridge)
+    if (data_dir / "nodes").exists():  # an `up` that died before writing its state
+        hostnode.unmount_under(data_dir / "nodes")
+        shutil.rmtree(data_dir / "nodes", ignore_errors=True)
+    for child in ("etcd", "pki", "kubeconfigs", "kubeconfig", "state.json", "Corefile"):
         path = data_dir / child
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
     return running
+
+
+def _drain_real_nodes(state: State, data_dir: Path, nodes: list[RealNode],
+                      timeout: float = 30.0) -> None:
+    """Cordon the real nodes and force-delete their pods, then wait until their kubelets
+    have stopped every container: a best effort, `clean_node` catches the rest."""
+    bin_dir, admin = Path(state.bin_dir), data_dir / "kubeconfigs" / "admin.yaml"
+    if not admin.exists():
+        return
+    for node in nodes:
+        _kubectl(bin_dir, admin, "cordon", node.name)
+        _kubectl(bin_dir, admin, "delete", "pods", "--all-namespaces", "--force",
+                 "--grace-period=0", "--wait=false", f"--field-selector=spec.nodeName={node.name}")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(hostnode.running_tasks(n) for n in nodes):
+        time.sleep(0.2)
 
 
 def _rss_kib(pid: int) -> int:
@@ -378,7 +513,7 @@ def status(data_dir: Path) -> tuple[bool, str]:
         return False, f"devcluster: not running (no state in {data_dir})"
     lines = [f"devcluster: {state.server}  kubeconfig {kubeconfig_path(data_dir)}"]
     healthy, total = True, 0
-    for name in COMPONENTS:
+    for name in [*COMPONENTS, *(n for n in state.pids if n not in COMPONENTS)]:
         pid = state.pids.get(name)
         alive = pid is not None and _alive(pid)
         rss = _rss_kib(pid) if pid and alive else 0

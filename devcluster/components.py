@@ -105,7 +105,13 @@ def command_lines(bin_dir: Path, data_dir: Path, pki: Pki, ports: Ports) -> dict
             str(bin_dir / "kube-apiserver"), f"--etcd-servers={etcd_url}",
             "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
             f"--secure-port={ports.apiserver}", *serving, f"--client-ca-file={pki.ca_cert}",
-            "--authorization-mode=RBAC", "--enable-admission-plugins=ServiceAccount",
+            # Real nodes' kubelets are confined to their own node's objects.
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction,ServiceAccount",
+            f"--kubelet-client-certificate={pki.client_cert('apiserver-kubelet-client')}",
+            f"--kubelet-client-key={pki.client_key('apiserver-kubelet-client')}",
+            # Node addresses, never names: a name would be looked up in the machine's DNS.
+            "--kubelet-preferred-address-types=InternalIP",
             f"--service-account-issuer={SA_ISSUER}", f"--api-audiences={SA_ISSUER}",
             f"--service-account-key-file={pki.sa_pub}",
             f"--service-account-signing-key-file={pki.sa_key}",

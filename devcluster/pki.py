@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,23 @@ CLIENTS: dict[str, tuple[str, str | None]] = {
     "kube-controller-manager": ("system:kube-controller-manager", None),
     "kube-scheduler": ("system:kube-scheduler", None),
     "kwok": ("system:kwok-controller", "system:masters"),
+    # The API server's identity towards kubelets (logs, exec); kubelets ask the API server
+    # whether it may (webhook authorization), and system:masters may.
+    "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", "system:masters"),
+    # Cluster DNS for real nodes; RBAC grants it what its kubernetes plugin reads.
+    "coredns": ("system:coredns", None),
 }
+
+
+def node_client(node: str) -> str:
+    """The file stem of a real node's kubelet client certificate: the identity the Node
+    authorizer and NodeRestriction admission know (system:node:NAME in system:nodes)."""
+    return f"node-{node}"
+
+
+def node_serving(node: str) -> str:
+    """The file stem of a real node's kubelet serving certificate (its address as SAN)."""
+    return f"node-{node}-serving"
 
 _VALIDITY = dt.timedelta(days=365)
 
@@ -106,8 +123,9 @@ def _leaf_usage() -> x509.KeyUsage:
                          crl_sign=False, encipher_only=False, decipher_only=False)
 
 
-def write_pki(directory: Path) -> Pki:
-    """Create a fresh CA and every certificate and key a devcluster needs."""
+def write_pki(directory: Path, nodes: Mapping[str, str] | None = None) -> Pki:
+    """Create a fresh CA and every certificate and key a devcluster needs; ``nodes`` maps
+    each real node's name to its address."""
     directory.mkdir(parents=True, exist_ok=True)
     pki = Pki(directory)
     ca_key, ca_name = _key(), _name("devcluster-ca")
@@ -127,7 +145,19 @@ def write_pki(directory: Path) -> Pki:
     pki.serving_cert.write_bytes(serving.public_bytes(serialization.Encoding.PEM))
     _write_key(pki.serving_key, serving_key)
 
-    for stem, (cn, org) in CLIENTS.items():
+    clients = dict(CLIENTS)
+    for node, address in (nodes or {}).items():
+        clients[node_client(node)] = (f"system:node:{node}", "system:nodes")
+        key = _key()
+        cert = _issue(_name(f"system:node:{node}", "system:nodes"), key, ca_name, ca_key,
+                      ca=False, extensions=[
+                          _leaf_usage(), x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                          x509.SubjectAlternativeName([
+                              x509.DNSName(node), x509.IPAddress(ipaddress.ip_address(address))])])
+        pki.client_cert(node_serving(node)).write_bytes(
+            cert.public_bytes(serialization.Encoding.PEM))
+        _write_key(pki.client_key(node_serving(node)), key)
+    for stem, (cn, org) in clients.items():
         key = _key()
         cert = _issue(_name(cn, org), key, ca_name, ca_key, ca=False, extensions=[
             _leaf_usage(), x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH])])

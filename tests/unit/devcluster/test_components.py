@@ -43,12 +43,14 @@ def test_every_component_has_a_command_line() -> None:
     assert all(argv[0] == f"/bin/{name}" for name, argv in lines.items())
 
 
-def test_apiserver_serves_tls_only_with_rbac_and_service_account_admission() -> None:
+def test_apiserver_serves_tls_only_with_node_rbac_and_node_restriction() -> None:
     argv = _lines()["kube-apiserver"]
     assert _flag(argv, "secure-port") == "6443"
     assert _flag(argv, "bind-address") == "127.0.0.1"
-    assert _flag(argv, "authorization-mode") == "RBAC"
-    assert "ServiceAccount" in _flag(argv, "enable-admission-plugins").split(",")
+    assert _flag(argv, "authorization-mode") == "Node,RBAC"
+    assert {"ServiceAccount", "NodeRestriction"} <= set(
+        _flag(argv, "enable-admission-plugins").split(","))
+    assert _flag(argv, "kubelet-client-certificate") == "/pki/apiserver-kubelet-client.crt"
     assert _flag(argv, "client-ca-file") == "/pki/ca.crt"
     assert _flag(argv, "etcd-servers") == "http://127.0.0.1:2379"
     assert not any(a.startswith(("--insecure", "--anonymous-auth=true")) for a in argv)

@@ -1,0 +1,3 @@
+module trainingjob-operator/devcluster/images
+
+go 1.24.0
