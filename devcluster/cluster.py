@@ -214,13 +214,14 @@ class _Launch:
         self.state = State(pgid=0, ports=asdict(ports),
                            bin_dir=str(bin_dir))
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, env: dict[str, str] | None = None) -> None:
         with (self.logs / f"{name}.log").open("ab") as log:
             # The first component founds a new group (pgid 0 = its own pid); the rest join
             # it. One session: setpgid cannot join a group of another session.
             proc = subprocess.Popen(self.argv[name], stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, cwd=self.data_dir,
-                                    process_group=self.state.pgid)
+                                    process_group=self.state.pgid,
+                                    env={**os.environ, **env} if env else None)
         self.procs[name] = proc
         if not self.state.pgid:
             self.state.pgid = proc.pid
@@ -308,8 +309,8 @@ def up(data_dir: Path, shape: NodeShape, apiserver_port: int = 0,
         write_default_pod_log(data_dir)
         launch.start("kwok")
         created = _kubectl(bin_dir, admin, "apply", "-f", "-",
-                           input_text=json.dumps(node_list(shape)))
-        if created.returncode != 0:
+                           input_text=json.dumps(node_list(shape))) if shape.count else None
+        if created is not None and created.returncode != 0:
             raise ClusterError(f"registering the fake GPU nodes failed: {created.stderr}")
         if network and extra_bins:
             _start_real_nodes(launch, nodes, network, extra_bins, server, ca, pki,
@@ -358,6 +359,7 @@ def _start_real_nodes(launch: _Launch, nodes: list[RealNode], network: Network,
     """The bridge, then per node containerd (with the images) and the kubelet; then the
     cluster DNS on the bridge."""
     hostnode.create_bridge(network, [n.ip for n in nodes])
+    hostnode.link_short_dir(launch.data_dir)
     bin_dir = Path(launch.state.bin_dir)
     certs_of = {n.name: realnode.NodeCerts(
         ca=pki.ca_cert, serving_cert=pki.client_cert(node_serving(n.name)),
@@ -378,7 +380,7 @@ def _start_real_nodes(launch: _Launch, nodes: list[RealNode], network: Network,
         containerd, kubelet = node.process_name
         launch.argv[containerd] = realnode.containerd_argv(node)
         launch.argv[kubelet] = realnode.kubelet_argv(bin_dir, node)
-        launch.start(containerd)
+        launch.start(containerd, realnode.containerd_env(dict(os.environ)))
     for node in nodes:
         launch.wait_until(f"containerd of {node.name}", node.containerd_socket.exists,
                           deadline)
@@ -467,6 +469,7 @@ def down(data_dir: Path) -> bool:
             hostnode.clean_node(node)
         if state.bridge:
             hostnode.delete_bridge(state.bridge)
+    hostnode.unlink_short_dir(data_dir)
     if (data_dir / "nodes").exists():  # an `up` that died before writing its state
         hostnode.unmount_under(data_dir / "nodes")
         shutil.rmtree(data_dir / "nodes", ignore_errors=True)

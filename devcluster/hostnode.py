@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from devcluster.realnode import CTR, PACKAGES, Network, RealNode
+from devcluster.realnode import CTR, PACKAGES, Network, RealNode, short_link
 
 CGROUP_V1 = Path("/sys/fs/cgroup")
 
@@ -90,6 +90,21 @@ def create_bridge(network: Network, node_ips: list[str]) -> None:
 def delete_bridge(name: str) -> None:
     if bridge_exists(name):
         _ip("link", "delete", name)
+
+
+def link_short_dir(data_dir: Path) -> None:
+    nodes = data_dir / "nodes"
+    nodes.mkdir(parents=True, exist_ok=True)
+    link = short_link(data_dir)
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(nodes)
+
+
+def unlink_short_dir(data_dir: Path) -> None:
+    link = short_link(data_dir)
+    if link.is_symlink():
+        link.unlink()
 
 
 def _cgroup_dirs(root: str) -> list[Path]:
@@ -190,4 +205,6 @@ def leftovers(node: RealNode) -> list[str]:
     found += [f"mount {m}" for m in _mounts_under(node.dir)] if node.dir.exists() else []
     found += [f"cgroup {d}" for d in _cgroup_dirs(node.cgroup_root) if d.exists()]
     found += [f"dir {node.dir}"] if node.dir.exists() else []
+    link = short_link(node.data_dir)
+    found += [f"link {link}"] if link.is_symlink() else []
     return found

@@ -96,8 +96,14 @@ class RealNode:
         return self.network.node_ip(self.index)
 
     @property
+    def short_dir(self) -> Path:
+        """The node's dir through a short link (see ``short_link``): a unix socket's path may
+        hold at most 107 bytes, and a data dir can be deep."""
+        return short_link(self.data_dir) / self.name
+
+    @property
     def containerd_socket(self) -> Path:
-        return self.dir / "containerd.sock"
+        return self.short_dir / "containerd.sock"
 
     @property
     def containerd_config(self) -> Path:
@@ -128,6 +134,12 @@ class RealNode:
     def process_name(self) -> tuple[str, str]:
         """The names of its two processes in state.json."""
         return f"containerd-{self.name}", f"kubelet-{self.name}"
+
+
+def short_link(data_dir: Path) -> Path:
+    """/run/devcluster-<digest>: a symlink to <data dir>/nodes, made by `up`, removed by
+    `down`. Sockets and the kubelet's dir are reached through it."""
+    return Path("/run") / f"devcluster-{_digest(data_dir)[:8]}"
 
 
 def real_nodes(data_dir: Path, network: Network, count: int) -> list[RealNode]:
@@ -272,7 +284,7 @@ def kubelet_argv(bin_dir: Path, node: RealNode) -> list[str]:
     key, value = REAL_NODE_LABEL
     return [str(bin_dir / "kubelet"), f"--config={node.kubelet_config}",
             f"--kubeconfig={node.kubeconfig}", f"--hostname-override={node.name}",
-            f"--node-ip={node.ip}", f"--root-dir={node.dir / 'kubelet'}",
+            f"--node-ip={node.ip}", f"--root-dir={node.short_dir / 'kubelet'}",
             f"--node-labels={key}={value}", "--v=1"]
 
 
@@ -280,7 +292,24 @@ def containerd_argv(node: RealNode) -> list[str]:
     return [CONTAINERD, f"--config={node.containerd_config}", "--log-level=warn"]
 
 
+# A closed loopback port: every registry request containerd makes goes there and is refused.
+PULL_PROXY = "http://127.0.0.1:9"
+
+
+def containerd_env(inherited: dict[str, str]) -> dict[str, str]:
+    """containerd's environment: image pulls through a proxy that is not there.
+
+    A pull of an image that was not imported (a typo, a test of ImagePullFailed) then fails
+    at once with "proxyconnect ... connection refused", without a DNS lookup or a connection
+    to any other host. Go's HTTP client never proxies loopback addresses, which stay local.
+    """
+    env = {k: v for k, v in inherited.items() if k.lower() not in ("no_proxy", "all_proxy")}
+    return {**env, "HTTPS_PROXY": PULL_PROXY, "HTTP_PROXY": PULL_PROXY,
+            "https_proxy": PULL_PROXY, "http_proxy": PULL_PROXY}
+
+
 def gpu_capacity_patch(resource: str, gpus: int) -> dict[str, Any]:
     """The status patch that makes a real node advertise GPUs (an extended resource: the
-    kubelet keeps what it does not manage itself)."""
-    return {"status": {"capacity": {resource: str(gpus)}}}
+    kubelet keeps what it does not manage itself). Allocatable too, at once: the kubelet
+    would copy it from capacity only at its next status update."""
+    return {"status": {"capacity": {resource: str(gpus)}, "allocatable": {resource: str(gpus)}}}

@@ -6,13 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from devcluster import hostnode
 from devcluster.realnode import (
+    PULL_PROXY,
     REAL_NODE_LABEL,
     REAL_NODE_TAINT,
     Network,
     NodeCerts,
     cni_conflist,
     containerd_config,
+    containerd_env,
     kubelet_argv,
     kubelet_config,
     network_for,
@@ -90,3 +93,21 @@ def test_the_kubelet_serves_on_its_node_address_and_authorizes_through_the_api()
     assert f"--node-ip={node.ip}" in argv
     assert f"--node-labels={REAL_NODE_LABEL[0]}={REAL_NODE_LABEL[1]}" in argv
     assert f"--hostname-override={node.name}" in argv
+
+
+def test_containerd_pulls_only_through_a_closed_loopback_proxy() -> None:
+    env = containerd_env({"PATH": "/bin", "NO_PROXY": "*", "no_proxy": "*",
+                          "HTTPS_PROXY": "http://proxy.example:3128"})
+    assert env["PATH"] == "/bin"
+    assert "NO_PROXY" not in env and "no_proxy" not in env
+    for key in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        assert env[key] == PULL_PROXY
+        assert PULL_PROXY.startswith("http://127.0.0.1:")
+
+
+def test_a_machine_that_cannot_run_real_nodes_is_told_why(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hostnode.os, "geteuid", lambda: 1000)
+    assert "need root" in (hostnode.missing_prerequisite() or "")
+    monkeypatch.setattr(hostnode.platform, "system", lambda: "Darwin")
+    assert "need Linux" in (hostnode.missing_prerequisite() or "")
