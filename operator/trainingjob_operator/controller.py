@@ -138,7 +138,8 @@ class Controller:
             self.deleted_nodes.add(name)
         if not self.leading():
             return  # a standby only keeps track; the leader judges the jobs
-        keys = {(p.namespace, p.job) for p in _values(self.indexes.usage, name) if p.job}
+        keys = {(p.namespace, p.job) for p in _values(self.indexes.usage, name)
+                if p.job and not p.finished}  # finished jobs keep their pods: skip those
         for key in list(self.indexes.jobs):
             job = self._job(key)
             if isinstance(job, TrainingJob) and job.status.phase in ADMITTED and \
@@ -213,6 +214,9 @@ class Controller:
                 await self.kube.delete_pod(job.metadata.namespace, action.name,
                                            action.grace_seconds)
                 self.wake.set()
+            elif isinstance(action, lifecycle.StopPod):  # its GPUs free when it is Failed
+                await self.kube.stop_pod(job.metadata.namespace, action.name, action.uid,
+                                         lifecycle.STOP_DEADLINE_SECONDS)
             elif isinstance(action, lifecycle.CreateService):
                 created = await self.kube.create(render.workers_service(job, self.settings))
                 if not created.ok:

@@ -155,6 +155,22 @@ class Kube:
             if err.status != 404:
                 raise
 
+    async def stop_pod(self, namespace: str, name: str, uid: str, deadline_seconds: int) -> None:
+        """Set spec.activeDeadlineSeconds, so the kubelet kills the pod with its grace period
+        and keeps the object (lifecycle.STOP_DEADLINE_SECONDS says why). A JSON patch whose
+        first op tests the uid: a pod gone (404) or replaced under the same name (the test
+        fails, 422) is left alone."""
+        patch = [{"op": "test", "path": "/metadata/uid", "value": uid},
+                 {"op": "add", "path": "/spec/activeDeadlineSeconds", "value": deadline_seconds}]
+        try:
+            await self._write(self.core.patch_namespaced_pod, name, namespace, patch,
+                              _content_type="application/json-patch+json")
+        except ApiException as err:
+            if err.status == 422:
+                log.warning("not stopping pod %s/%s: %s", namespace, name, _reason(err))
+            elif err.status != 404:
+                raise
+
     async def event(self, meta: ObjectMeta, type_: str, reason: str, message: str) -> None:
         now = datetime.now(UTC)
         body = {

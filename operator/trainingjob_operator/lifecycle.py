@@ -58,7 +58,16 @@ class DeletePod:
     grace_seconds: int
 
 
-Action = CreateService | CreatePod | DeletePod
+@dataclass(frozen=True)
+class StopPod:
+    """End a worker but keep its pod, and with it `kubectl logs` (see `_stops`). `uid`: only
+    the pod the decision was made on, never a later one of the same name."""
+
+    name: str
+    uid: str
+
+
+Action = CreateService | CreatePod | DeletePod | StopPod
 
 
 @dataclass(frozen=True)
@@ -168,6 +177,10 @@ def _moved(job: TrainingJob, phase: Phase, reason: str, message: str, now: datet
                     tuple(actions), Event(kind, reason, message))
 
 
+_USE_INSTEAD = {"activeDeadlineSeconds": "spec.timeouts.runSeconds",
+                "terminationGracePeriodSeconds": "spec.terminationGracePeriodSeconds"}
+
+
 def invalid_spec(job: TrainingJob) -> str | None:
     """What the CRD schema cannot express; the message names the field and the fix."""
     spec = job.spec
@@ -185,8 +198,9 @@ def invalid_spec(job: TrainingJob) -> str | None:
     if spec.template is not None:
         for field in OWNED_POD_FIELDS:
             if field in spec.template.spec:
-                return (f"spec.template.spec.{field} is set by the operator; use spec.image, "
-                        "spec.command, spec.setup and the other spec fields instead")
+                instead = _USE_INSTEAD.get(
+                    field, "spec.image, spec.command, spec.setup and the other spec fields")
+                return f"spec.template.spec.{field} is set by the operator; use {instead} instead"
     return None
 
 
@@ -196,18 +210,58 @@ def queued_message(job: TrainingJob) -> str:
             f"{spec.gpus_per_worker} {spec.gpu_resource})")
 
 
-def _deletes(pods: Iterable[PodView], grace: int, only_running: bool = False,
+def _deletes(pods: Iterable[PodView], grace: int,
              lost_nodes: Collection[str] = ()) -> list[Action]:
-    """Delete with the job's grace period; pods on a lost node are force-deleted (grace 0,
-    again if already terminating): no kubelet is left there to finish a graceful delete."""
+    """Delete with the job's grace period (a retry reuses the names); pods on a lost node are
+    force-deleted (grace 0, again if already terminating): no kubelet is left there to finish
+    a graceful delete."""
     out: list[Action] = []
     for p in pods:
-        if only_running and p.finished:
-            continue
         if p.node_name in lost_nodes:
             out.append(DeletePod(p.name, 0))
         elif not p.deletion_timestamp:
             out.append(DeletePod(p.name, grace))
+    return out
+
+
+# Stopping a worker without deleting its pod: spec.activeDeadlineSeconds may be added to a
+# live pod or lowered, never raised or removed (pkg/apis/core/validation ValidatePodUpdate),
+# and 1 is its minimum. What the kubelet then does, upstream v1.33 (pkg/kubelet):
+# - active_deadline.go: once now - status.startTime >= activeDeadlineSeconds, ShouldEvict
+#   answers reason "DeadlineExceeded", message "Pod was active on the node longer than the
+#   specified deadline" (and records a Normal Event with both); kubelet.go getPodsToSync asks
+#   its ShouldSync every second, besides the sync the spec change itself brings;
+# - kubelet_pods.go generateAPIPodStatus: that makes the pod's phase Failed with that reason
+#   and message, so SyncPod returns isTerminal and the pod worker runs SyncTerminatingPod
+#   (pod_workers.go), whose killPod stops every container with the grace period of
+#   calculateEffectiveGracePeriod / kuberuntime setTerminationGracePeriod: the pod's
+#   spec.terminationGracePeriodSeconds (SIGTERM, SIGKILL when it is over), as a delete does;
+# - status/status_manager.go mergePodStatus holds the Failed phase back until no container
+#   can be running, so the GPUs count as used until then (admission.used).
+# The pod object stays, so its containers' logs stay readable until the job is deleted.
+STOP_DEADLINE_SECONDS = 1
+
+
+def _stops(pods: Iterable[PodView], grace: int,
+           lost_nodes: Collection[str] = ()) -> list[Action]:
+    """End a finished job's workers that still run, keeping what they printed: a pod that
+    has run a container is stopped through its active deadline (once: a deadline already at
+    the minimum is not patched again); one that never ran any is deleted (nothing to read,
+    and it frees a node's capacity at once); one whose containers have all exited is left
+    for the kubelet to mark; one on a lost node is force-deleted."""
+    out: list[Action] = []
+    for p in pods:
+        if p.finished:
+            continue
+        if p.node_name in lost_nodes:
+            out.append(DeletePod(p.name, 0))
+        elif p.deletion_timestamp or p.exited:
+            continue
+        elif not p.started:
+            out.append(DeletePod(p.name, grace))
+        elif p.active_deadline_seconds is None or \
+                p.active_deadline_seconds > STOP_DEADLINE_SECONDS:
+            out.append(StopPod(p.name, p.uid))
     return out
 
 
@@ -270,12 +324,11 @@ def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime, settings: S
         return _moved(job, Phase.PENDING, "WaitingForCapacity", queued_message(job), now,
                       settings, attempt=status.attempt or 1)
     if phase.terminal:  # absorbing: only make sure nothing is left running
-        return Decision(actions=tuple(
-            _deletes(current, grace, only_running=True, lost_nodes=lost) + cleanup))
+        return Decision(actions=tuple(_stops(current, grace, lost) + cleanup))
     if spec.stop:
         return _moved(job, Phase.STOPPED, "StoppedByUser",
                       f"stopped by the user; workers get SIGTERM and {grace}s to exit",
-                      now, settings, [*_deletes(current, grace, True, lost), *cleanup],
+                      now, settings, [*_stops(current, grace, lost), *cleanup],
                       reservation=None, queue=None)
     if phase is Phase.PENDING:
         return _pending(job, cleanup, now, settings)
@@ -287,7 +340,7 @@ def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime, settings: S
             lost_one = lost_worker(job, gone)
             if not lost_one.retry:  # it never started: a deploy failure, not a training one
                 lost_one = replace(lost_one, phase=Phase.DEPLOY_FAILED)
-            return _end(job, lost_one, stale, now, settings, lost)
+            return _end(job, lost_one, [], stale, now, settings, lost)
         creates: list[Action] = [CreateService()]
         creates += [CreatePod(w.index, _reserved_node(job, w.index))
                     for w in workers if w.state is WorkerState.MISSING]
@@ -302,11 +355,11 @@ def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime, settings: S
                                            and w.state is WorkerState.MISSING):
             if w.state is WorkerState.MISSING:
                 w = Worker(w.index, WorkerState.LOST, detail="pod deleted")
-            return _end(job, lost_worker(job, w), current + stale, now, settings, lost, tally)
+            return _end(job, lost_worker(job, w), current, stale, now, settings, lost, tally)
     for w in workers:
         verdict = failure(job, w, now, settings)
         if verdict is not None:
-            return _end(job, verdict, current + stale, now, settings, lost, tally)
+            return _end(job, verdict, current, stale, now, settings, lost, tally)
     if all(w.state is WorkerState.SUCCEEDED for w in workers):
         return _moved(job, Phase.COMPLETED, "Succeeded",
                       f"all {spec.workers} workers exited 0", now, settings, cleanup,
@@ -322,7 +375,7 @@ def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime, settings: S
         if spec.timeouts.deploy_seconds and admitted is not None:
             deadline = admitted + timedelta(seconds=spec.timeouts.deploy_seconds)
             if now >= deadline:
-                return _end(job, _deploy_timeout(job, workers), current + stale, now, settings,
+                return _end(job, _deploy_timeout(job, workers), current, stale, now, settings,
                             lost, tally)
             recheck = _earliest(recheck, deadline)
         missing = [CreatePod(w.index, _reserved_node(job, w.index))
@@ -336,7 +389,7 @@ def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime, settings: S
             return _end(job, Verdict(Phase.FAILED, "DeadlineExceeded",
                                      f"ran longer than spec.timeouts.runSeconds="
                                      f"{spec.timeouts.run_seconds}s; raise it or make the "
-                                     "training finish sooner"), current + stale, now, settings,
+                                     "training finish sooner"), current, stale, now, settings,
                         lost, tally)
         recheck = _earliest(recheck, deadline)
     new = _with_counts(status, tally) if status.workers != tally else None
@@ -405,19 +458,21 @@ def _deploy_timeout(job: TrainingJob, workers: Sequence[Worker]) -> Verdict:
                    f"{what}")
 
 
-def _end(job: TrainingJob, verdict: Verdict, pods: Sequence[PodView], now: datetime,
-         settings: Settings, lost: Collection[str] = (),
-         tally: WorkerCounts | None = None) -> Decision:
+def _end(job: TrainingJob, verdict: Verdict, current: Sequence[PodView],
+         stale: Sequence[PodView], now: datetime, settings: Settings,
+         lost: Collection[str] = (), tally: WorkerCounts | None = None) -> Decision:
+    """A retry deletes every pod (the next attempt reuses their names); any other end stops
+    this attempt's workers and keeps their pods, and so their logs."""
     grace = job.spec.termination_grace_period_seconds
     if verdict.retry:
         return _moved(job, Phase.PENDING, verdict.reason, verdict.message, now, settings,
-                      _deletes(pods, grace, lost_nodes=lost), attempt=job.status.attempt + 1,
+                      _deletes([*current, *stale], grace, lost), attempt=job.status.attempt + 1,
                       reservation=None, queue=None, workers=WorkerCounts(total=job.spec.workers),
                       worker_summary=f"0/{job.spec.workers}")
     counted: dict[str, object] = {} if tally is None else {
         "workers": tally, "worker_summary": f"{tally.ready}/{tally.total}"}
     return _moved(job, verdict.phase, verdict.reason, verdict.message, now, settings,
-                  _deletes(pods, grace, only_running=True, lost_nodes=lost), **counted)
+                  [*_stops(current, grace, lost), *_deletes(stale, grace, lost)], **counted)
 
 
 def admit(job: TrainingJob, nodes: Sequence[str], now: datetime,

@@ -44,6 +44,7 @@ class PodView(Model):
     index: int | None = None
     attempt: int | None = None
     node_name: str | None = None
+    active_deadline_seconds: int | None = None  # the operator's stop signal (lifecycle.StopPod)
     phase: str = "Pending"
     reason: str | None = None
     message: str | None = None
@@ -61,6 +62,21 @@ class PodView(Model):
     @property
     def finished(self) -> bool:
         return self.phase in ("Succeeded", "Failed")
+
+    @property
+    def started(self) -> bool:
+        """Some container (setup or training) has run, so the pod has logs worth keeping."""
+        return any(c.state in ("running", "terminated")
+                   for c in (*self.init_containers, *self.containers))
+
+    @property
+    def exited(self) -> bool:
+        """Nothing runs or will run: every training container has exited, or a setup one
+        failed (restartPolicy Never). The kubelet reports a container's exit before it gives
+        the pod its terminal phase; this is the moment in between."""
+        if any(c.state == "terminated" and c.exit_code for c in self.init_containers):
+            return True
+        return bool(self.containers) and all(c.state == "terminated" for c in self.containers)
 
 
 def _container(status: dict[str, Any]) -> ContainerView:
@@ -116,6 +132,7 @@ def parse_pod(body: dict[str, Any]) -> PodView:
         name=meta.get("name", ""), namespace=meta.get("namespace", ""), uid=meta.get("uid", ""),
         job=labels.get(JOB_LABEL), index=_int(labels.get(INDEX_LABEL)),
         attempt=_int(labels.get(ATTEMPT_LABEL)), node_name=spec.get("nodeName"),
+        active_deadline_seconds=spec.get("activeDeadlineSeconds"),
         phase=status.get("phase") or "Pending", reason=status.get("reason"),
         message=status.get("message"), creation_timestamp=meta.get("creationTimestamp"),
         deletion_timestamp=meta.get("deletionTimestamp"), start_time=status.get("startTime"),

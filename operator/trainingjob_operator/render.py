@@ -18,8 +18,9 @@ from trainingjob_operator.settings import Settings
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "trainingjob-operator"}
 # Pod spec fields the operator owns; a template that sets them is an InvalidSpec.
+# activeDeadlineSeconds is how it stops a worker at the end of a job (lifecycle.StopPod).
 OWNED_POD_FIELDS = ("containers", "initContainers", "restartPolicy", "hostname", "subdomain",
-                    "terminationGracePeriodSeconds", "nodeName")
+                    "terminationGracePeriodSeconds", "nodeName", "activeDeadlineSeconds")
 
 
 def pod_name(job: str, index: int) -> str:

@@ -34,7 +34,8 @@ NAMESPACED_RULES = [
     {"apiGroups": ["training.dev"], "resources": ["trainingjobs/status"], "verbs": ["patch"]},
     {"apiGroups": ["training.dev"], "resources": ["trainingjobs/finalizers"],
      "verbs": ["update"]},
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch", "create", "delete"]},
+    {"apiGroups": [""], "resources": ["pods"],
+     "verbs": ["list", "watch", "create", "patch", "delete"]},
     {"apiGroups": [""], "resources": ["services"], "verbs": ["create"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
 ]

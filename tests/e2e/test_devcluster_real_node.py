@@ -4,6 +4,7 @@ and a `down` that leaves nothing of the node on the machine."""
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,9 +24,20 @@ def _netns_mounts(under: Path) -> list[str]:
             if "nsfs" in line and str(under) in line]
 
 
-def test_a_second_cluster_with_a_real_node_runs_a_pod_and_down_leaves_nothing(
-        cluster: Cluster, tmp_path: Path) -> None:
+@pytest.fixture
+def second_dir(tmp_path: Path) -> Iterator[Path]:
+    """A data dir for a second cluster, brought down whatever the test did (pytest removes
+    old tmp dirs, and a cluster whose dir is gone can no longer be found by `down`)."""
     data_dir = tmp_path / "second"
+    try:
+        yield data_dir
+    finally:
+        devcluster_cli("down", data_dir=data_dir)
+
+
+def test_a_second_cluster_with_a_real_node_runs_a_pod_and_down_leaves_nothing(
+        cluster: Cluster, second_dir: Path) -> None:
+    data_dir = second_dir
     up = devcluster_cli("up", "--nodes", "0", "--real-nodes", "1", "--real-node-gpus", "2",
                         data_dir=data_dir)
     assert up.returncode == 0, up.stderr
@@ -55,7 +67,7 @@ def test_a_second_cluster_with_a_real_node_runs_a_pod_and_down_leaves_nothing(
     shims = subprocess.run(["pgrep", "-f", str(node.containerd_socket)], capture_output=True)
     assert shims.returncode == 1  # no process mentions the node's containerd any more
     # The first cluster's real node is untouched.
-    if first is not None:
+    if first is not None and cluster.data_dir is not None:
         assert hostnode.bridge_exists(first.bridge)
         for n in first.nodes(cluster.data_dir):
             assert n.containerd_socket.exists()

@@ -16,7 +16,8 @@ GPU = "nvidia.com/gpu"
 
 
 def _gpu_nodes(kubectl: Kubectl) -> dict[str, int]:
-    nodes = kubectl.json("get", "nodes")["items"]
+    """GPUs of the kwok nodes (the real nodes' taint keeps these pods off them)."""
+    nodes = kubectl.json("get", "nodes", "-l", "type=kwok")["items"]
     return {n["metadata"]["name"]: int(n["status"]["allocatable"].get(GPU, "0")) for n in nodes}
 
 

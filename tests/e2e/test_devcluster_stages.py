@@ -135,6 +135,51 @@ def test_deleted_pod_terminates_after_terminate_duration(ns: Kubectl) -> None:
     assert time.monotonic() - started >= 2
 
 
+DEADLINE = '{"spec":{"activeDeadlineSeconds":1}}'
+KILLED = {"exitCode": 137, "reason": "Error"}
+
+
+def _past_deadline(ns: Kubectl, name: str) -> dict[str, Any]:
+    """Patch the deadline (as the operator stops a worker); wait for the kill to be played."""
+    ns.run("patch", "pod", name, "-p", DEADLINE)
+    ns.wait(f"pod/{name}", "jsonpath={.status.phase}=Failed", timeout=30)
+    status = _status(ns, name)
+    assert (status["reason"], status["message"]) == (
+        "DeadlineExceeded", "Pod was active on the node longer than the specified deadline")
+    return status
+
+
+def test_active_deadline_kills_the_running_containers_and_keeps_the_pod(ns: Kubectl) -> None:
+    # A run that would succeed later: the deadline overrides the Stage it was waiting for.
+    ns.apply(pod("overdue", annotations={"outcome": "succeed", "run-duration": "60s",
+                                         "terminate-duration": "3s"}))
+    ns.wait("pod/overdue", "condition=Ready")
+    started = time.monotonic()
+    status = _past_deadline(ns, "overdue")
+    assert time.monotonic() - started >= 2  # terminate-duration
+    done = status["containerStatuses"][0]["state"]["terminated"]
+    assert {k: done[k] for k in KILLED} == KILLED
+    assert done["startedAt"] <= done["finishedAt"]
+    ready = {c["type"]: c["status"] for c in status["conditions"]}
+    assert (ready["Ready"], ready["ContainersReady"]) == ("False", "False")
+    assert "devcluster log line 5/5" in ns.run("logs", "overdue").stdout  # still there
+    events = ns.json("get", "events", "--field-selector", "involvedObject.name=overdue")
+    assert "DeadlineExceeded" in {e["reason"] for e in events["items"]}
+    time.sleep(2)  # nothing moves a Failed pod on: no Stage deletes it or changes it
+    assert _status(ns, "overdue") == status
+
+
+def test_active_deadline_during_setup_kills_setup_and_leaves_the_main_container_waiting(
+        ns: Kubectl) -> None:
+    ns.apply(pod("mid-setup", setup=True, annotations={"setup-duration": "60s"}))
+    ns.wait("pod/mid-setup",
+            "jsonpath={.status.initContainerStatuses[0].state.running.startedAt}", timeout=30)
+    status = _past_deadline(ns, "mid-setup")
+    setup = status["initContainerStatuses"][0]["state"]["terminated"]
+    assert {k: setup[k] for k in KILLED} == KILLED
+    assert status["containerStatuses"][0]["state"] == {"waiting": {"reason": "PodInitializing"}}
+
+
 def test_start_delay_holds_the_pod_in_container_creating(ns: Kubectl) -> None:
     ns.apply(pod("slow-start", annotations={"start-delay": "4s"}))
     ns.wait("pod/slow-start", "condition=PodScheduled")

@@ -48,6 +48,7 @@ def test_helm_install_rolls_out_under_the_restricted_pod_security_standard(
     ("watch", "trainingjobs.training.dev", True),
     ("patch", "trainingjobs.training.dev --subresource=status", True),
     ("create", "pods", True),
+    ("patch", "pods", True),  # spec.activeDeadlineSeconds: stop a worker, keep its logs
     ("delete", "pods", True),
     ("create", "services", True),
     ("create", "events", True),
@@ -62,6 +63,7 @@ def test_helm_install_rolls_out_under_the_restricted_pod_security_standard(
     ("create", "trainingjobs.training.dev", False),
     ("update", "pods", False),
     ("create", "pods --subresource=exec", False),
+    ("patch", "pods --subresource=status", False),
     ("delete", "services", False),
     ("patch", "nodes", False),
     ("create", "deployments.apps", False),

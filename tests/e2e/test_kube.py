@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from trainingjob_operator.kube import Kube
+from trainingjob_operator.kube import Kube, NotLeaderError
 from trainingjob_operator.models import ObjectMeta
 
 from tests.conftest import Cluster, Operator
@@ -54,3 +54,22 @@ def test_create_counts_an_existing_pod_as_created_and_reports_refusals(
     ns.wait("quota/none", "jsonpath={.status.hard.pods}=0")  # enforced once computed
     refused = asyncio.run(kube.create({**pod, "metadata": {**pod["metadata"], "name": "q"}}))
     assert not refused.ok and "exceeded quota: none" in str(refused.rejected)
+
+
+def test_stop_pod_sets_the_deadline_only_on_the_pod_decided_on(ns: Kubectl, kube: Kube) -> None:
+    pod: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod",
+                           "metadata": {"name": "w", "namespace": ns.namespace},
+                           "spec": {"nodeName": "nowhere",  # no kubelet acts on it
+                                    "containers": [{"name": "c", "image": "x"}]}}
+    ns.apply(pod)
+    first = ns.json("get", "pod", "w")["metadata"]["uid"]
+    asyncio.run(kube.stop_pod(str(ns.namespace), "w", first, 1))
+    assert ns.json("get", "pod", "w")["spec"]["activeDeadlineSeconds"] == 1
+    ns.run("delete", "pod", "w", "--grace-period=0", "--force")
+    ns.apply(pod)  # a new pod under the same name: the old decision must not touch it
+    asyncio.run(kube.stop_pod(str(ns.namespace), "w", first, 1))
+    assert "activeDeadlineSeconds" not in ns.json("get", "pod", "w")["spec"]
+    asyncio.run(kube.stop_pod(str(ns.namespace), "gone", first, 1))  # 404: nothing to stop
+    kube.leading = lambda: False
+    with pytest.raises(NotLeaderError):
+        asyncio.run(kube.stop_pod(str(ns.namespace), "w", first, 1))

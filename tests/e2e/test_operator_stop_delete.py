@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from tests.conftest import Operator
+from tests.conftest import Cluster, Operator
+from tests.e2e.test_operator_failures import logs_answer, stopped
 from tests.kube import Kubectl, eventually, phases, status_of, training_job, wait_phase
 
 pytestmark = [pytest.mark.kwok, pytest.mark.usefixtures("running_operator")]
@@ -54,22 +55,37 @@ def test_stop_while_deploying(ns: Kubectl) -> None:
     wait_phase(ns, "starting", "Deploying")
     _stop(ns, "starting")
     _stopped(ns, "starting")
-    ns.wait("pod/starting-worker-0", "delete", timeout=30)
+    ns.wait("pod/starting-worker-0", "delete", timeout=30)  # never started: nothing to keep
 
 
-def test_stop_while_running_sends_sigterm_with_the_grace_period(ns: Kubectl) -> None:
+def _pod_patches(cluster: Cluster, namespace: str) -> dict[str, int]:
+    """Pod patches the API server accepted in `namespace`, per pod, from its audit log."""
+    assert cluster.data_dir is not None
+    out: dict[str, int] = {}
+    for line in (cluster.data_dir / "audit.log").read_text().splitlines():
+        entry = json.loads(line)
+        ref = entry.get("objectRef") or {}
+        if (entry["verb"], ref.get("resource"), ref.get("namespace")) == (
+                "patch", "pods", namespace) and entry["responseStatus"]["code"] == 200:
+            out[ref["name"]] = out.get(ref["name"], 0) + 1
+    return out
+
+
+def test_stop_while_running_sends_sigterm_with_the_grace_period_and_keeps_the_pods(
+        ns: Kubectl, cluster: Cluster) -> None:
     ns.apply(training_job("ckpt", workers=2, terminationGracePeriodSeconds=45,
-                          annotations={"terminate-duration": "5s"}))
+                          annotations={"terminate-duration": "3s"}))
     wait_phase(ns, "ckpt", "Running")
     _stop(ns, "ckpt")
     status = _stopped(ns, "ckpt")
     assert "SIGTERM and 45s" in str(status["message"])
-    terminating = eventually(lambda: [p for p in ns.json("get", "pods")["items"]
-                                      if p["metadata"].get("deletionTimestamp")],
-                             what="terminating pods")
-    assert {p["metadata"]["deletionGracePeriodSeconds"] for p in terminating} == {45}
-    for i in range(2):
-        ns.wait(f"pod/ckpt-worker-{i}", "delete", timeout=30)
+    for i in range(2):  # the kubelet kills past the deadline with the pod's grace period
+        pod = stopped(ns, f"ckpt-worker-{i}")
+        assert pod["spec"]["terminationGracePeriodSeconds"] == 45
+        logs_answer(ns, f"ckpt-worker-{i}")
+    if cluster.data_dir is not None:  # patched once each, though each patch is a pod event
+        assert _pod_patches(cluster, str(ns.namespace)) == {"ckpt-worker-0": 1,
+                                                            "ckpt-worker-1": 1}
 
     before = ns.json("get", "tj", "ckpt")
     _stop(ns, "ckpt")  # again: nothing changes
@@ -98,6 +114,17 @@ def test_delete_while_running_removes_pods_and_service(ns: Kubectl) -> None:
     for pod in ("gone-worker-0", "gone-worker-1"):
         ns.wait(f"pod/{pod}", "delete", timeout=60)
     ns.wait("service/gone-workers", "delete", timeout=60)
+
+
+def test_deleting_a_finished_job_removes_the_pods_it_kept(ns: Kubectl) -> None:
+    ns.apply(training_job("kept", workers=2, annotations={"outcome": "succeed",
+                                                          "run-duration": "1s"}))
+    wait_phase(ns, "kept", "Completed")
+    for i in range(2):
+        logs_answer(ns, f"kept-worker-{i}")
+    ns.run("delete", "tj", "kept", "--timeout=30s")
+    for i in range(2):  # garbage collection, through their ownerReferences
+        ns.wait(f"pod/kept-worker-{i}", "delete", timeout=60)
 
 
 def test_delete_while_the_operator_is_down_never_hangs(ns: Kubectl,

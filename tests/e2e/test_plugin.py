@@ -254,6 +254,17 @@ def test_logs_prefix_each_worker_and_pick_one(plugin: Plugin,
     assert bad.returncode == 2 and "has workers 0..1; --worker 2" in bad.stderr
 
 
+def test_logs_of_a_finished_job_are_still_there(plugin: Plugin, ns: Kubectl) -> None:
+    ns.apply(training_job("done", workers=2, annotations={"outcome": "succeed",
+                                                          "run-duration": "1s"}))
+    ns.wait("tj/done", "condition=Complete", timeout=60)
+    lines = plugin.ok("logs", "done", "-f").splitlines()  # printed, not followed: it ended
+    assert sorted(lines) == sorted(f"[worker-{i}] devcluster log line {n}/5"
+                                   for i in (0, 1) for n in range(1, 6))
+    assert plugin.ok("logs", "done", "--worker", "1", "--tail", "1").splitlines() == [
+        "devcluster log line 5/5"]
+
+
 def test_logs_follow_shows_appended_lines(plugin: Plugin,
                                           two_workers_with_logs: dict[int, Path]) -> None:
     eventually(lambda: len(plugin.ok("logs", "pair").splitlines()) == 6, timeout=15,

@@ -15,7 +15,8 @@ import pytest
 
 from devcluster.images import TRAINER_IMAGE
 from devcluster.realnode import CTR, REAL_NODE_LABEL, REAL_NODE_TAINT
-from tests.conftest import TEST_CLUSTER_DIR
+from tests.conftest import TEST_CLUSTER_DIR, Cluster
+from tests.e2e.test_plugin import Plugin
 from tests.kube import Kubectl, eventually, status_of, stop, training_job, wait_phase
 
 pytestmark = [pytest.mark.real_node,
@@ -47,7 +48,8 @@ def _logs(ns: Kubectl, pod: str, *args: str) -> str:
     return ns.run("logs", pod, *args).stdout
 
 
-def test_two_workers_rendezvous_over_cluster_dns_and_complete(ns: Kubectl) -> None:
+def test_two_workers_rendezvous_over_cluster_dns_and_complete(ns: Kubectl,
+                                                               cluster: Cluster) -> None:
     ns.apply(real_job("meet", "--steps", "2", "--step-seconds", "0.2", workers=2))
     status = _ends(ns, "meet", "Completed", "Succeeded")
     assert status["message"] == "all 2 workers exited 0"
@@ -56,6 +58,9 @@ def test_two_workers_rendezvous_over_cluster_dns_and_complete(ns: Kubectl) -> No
         assert f"RANK={rank} WORLD_SIZE=2" in out
         assert "rendezvous: 2 of 2 workers met" in out
         assert f"MASTER_ADDR=meet-worker-0.meet-workers.{ns.namespace}.svc" in out
+    # The plugin's logs of a finished job: every worker's lines, prefixed.
+    plugin_logs = Plugin(cluster, str(ns.namespace)).ok("logs", "meet")
+    assert plugin_logs.count("rendezvous: 2 of 2 workers met") == 2, plugin_logs
     pods = ns.json("get", "pods")["items"]
     assert len(pods) == 2
     assert {p["spec"]["nodeName"] for p in pods} <= set(_real_node_names(ns))
@@ -178,3 +183,16 @@ def test_the_real_node_is_a_node_the_authorizer_confines(kubectl: Kubectl,
     # The API server reaches the kubelet as its kubelet client, which the kubelet authorizes.
     assert kubectl.run("get", "--raw", f"/api/v1/nodes/{real_nodes[0]}/proxy/healthz"
                        ).stdout == "ok"
+
+
+def test_a_worker_pod_deleted_by_someone_else_is_lost_and_the_gang_retries(ns: Kubectl) -> None:
+    ns.apply(real_job("lost", "--sleep", "1h", retries={"limit": 1}))
+    wait_phase(ns, "lost", "Running", timeout=120)
+    # A graceful delete: the kubelet stops the container (SIGTERM, exit 143) and reports the
+    # pod Failed while it is being deleted; that is a lost worker, not a training error.
+    ns.run("delete", "pod", "lost-worker-0", "--wait=false")
+    ns.wait("tj/lost", "jsonpath={.status.attempt}=2", timeout=60)
+    status = wait_phase(ns, "lost", "Running", timeout=120)
+    reasons = [(h["phase"], h["reason"]) for h in status["history"]]
+    assert ("Pending", "WorkerLost") in reasons, reasons
+    assert not any(phase in ("Failed", "DeployFailed") for phase, _ in reasons), reasons

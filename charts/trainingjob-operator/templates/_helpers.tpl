@@ -81,8 +81,9 @@ Namespaced rules: what the operator does inside a namespace it watches.
     finalizers subresource); clusters running the OwnerReferencesPermissionEnforcement
     admission plugin (e.g. OpenShift) require it to create the worker pods and Service, whose
     controller ownerReference has blockOwnerDeletion: true.
-  - pods: list/watch (workers and GPU usage), create (workers), delete (stop, terminal
-    phases). No update/patch: a worker is never modified, only replaced.
+  - pods: list/watch (workers and GPU usage), create (workers), patch (stop a worker at the
+    end of its job by setting spec.activeDeadlineSeconds, which keeps the pod and its logs),
+    delete (retries, pods that never started, pods on lost nodes). No update.
   - services: create (the headless <job>-workers Service; garbage-collected with the job).
   - events (core v1): create (kube.py's transition events; kopf's warnings), patch (lets an
     event recorder count a repeated event on the existing object; kube.py and kopf 1.45
@@ -100,7 +101,7 @@ Namespaced rules: what the operator does inside a namespace it watches.
   verbs: ["update"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list", "watch", "create", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["create"]

@@ -172,8 +172,8 @@ def logs_problem(job: TrainingJob, pods: Sequence[WorkerPod],
             return PluginError(f"{ref(job)} has no worker pods yet: GPUs are reserved and its "
                                "pods are being created; try again in a moment")
         return PluginError(f"{ref(job)} has no worker pods left: {how_it_ended(job)}\n"
-                           "(a finished job's running pods are deleted, and their logs "
-                           "with them)")
+                           "(a finished job keeps the pods of workers that started; none "
+                           "of its did, or they were deleted)")
     if not chosen:
         return PluginError(f"{ref(job)} has no pod for worker {worker} now (it has "
                            f"{', '.join(p.pod for p in pods)})")

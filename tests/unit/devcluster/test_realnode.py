@@ -107,7 +107,7 @@ def test_containerd_pulls_only_through_a_closed_loopback_proxy() -> None:
 
 def test_a_machine_that_cannot_run_real_nodes_is_told_why(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hostnode.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr("devcluster.hostnode.os.geteuid", lambda: 1000)
     assert "need root" in (hostnode.missing_prerequisite() or "")
-    monkeypatch.setattr(hostnode.platform, "system", lambda: "Darwin")
+    monkeypatch.setattr("devcluster.hostnode.platform.system", lambda: "Darwin")
     assert "need Linux" in (hostnode.missing_prerequisite() or "")

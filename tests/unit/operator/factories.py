@@ -36,7 +36,7 @@ def container(name: str = "trainer", **state: Any) -> dict[str, Any]:
 def pod(index: int = 0, attempt: int = 1, phase: str = "Running", node: str | None = "n0",
         containers: list[dict[str, Any]] | None = None, init: list[dict[str, Any]] | None = None,
         deleted: bool = False, conditions: list[dict[str, Any]] | None = None,
-        reason: str | None = None, gpus: int = 1) -> PodView:
+        reason: str | None = None, gpus: int = 1, deadline: int | None = None) -> PodView:
     meta: dict[str, Any] = {"name": f"j-worker-{index}", "namespace": "ns", "uid": f"p{index}",
                             "creationTimestamp": T0,
                             "labels": {"training.dev/job-name": "j",
@@ -55,16 +55,21 @@ def pod(index: int = 0, attempt: int = 1, phase: str = "Running", node: str | No
         "limits": {"nvidia.com/gpu": str(gpus)}}}]}
     if node:
         spec["nodeName"] = node
+    if deadline is not None:
+        spec["activeDeadlineSeconds"] = deadline
     return parse_pod({"metadata": meta, "spec": spec, "status": status})
 
 
-def running(index: int = 0, attempt: int = 1) -> PodView:
-    return pod(index, attempt)
+def running(index: int = 0, attempt: int = 1, deadline: int | None = None) -> PodView:
+    return pod(index, attempt, deadline=deadline)
 
 
-def exited(index: int = 0, code: int = 0, reason: str = "Completed") -> PodView:
-    return pod(index, phase="Succeeded" if code == 0 else "Failed", containers=[container(
-        terminated={"exitCode": code, "reason": reason})])
+def exited(index: int = 0, code: int = 0, reason: str = "Completed",
+           phase: str | None = None) -> PodView:
+    """`phase="Running"`: as a kubelet first reports it, the container's exit before the
+    pod's terminal phase."""
+    return pod(index, phase=phase or ("Succeeded" if code == 0 else "Failed"),
+               containers=[container(terminated={"exitCode": code, "reason": reason})])
 
 
 def waiting(index: int, why: str, message: str = "m") -> PodView:

@@ -44,6 +44,16 @@ def test_free_subtracts_running_pods_and_reservations_but_not_finished_pods() ->
     assert free(R, NODES, used(R, pods), {"n2": 8}) == {"n0": 0, "n1": 4, "n2": 0, "n3": 8}
 
 
+def test_a_stopped_worker_holds_its_gpus_until_the_kubelet_marks_it_failed() -> None:
+    """A pod given its active deadline still runs (SIGTERM, grace) until its phase is Failed;
+    the kubelet holds that phase back until no container can run (status_manager.go)."""
+    stopping = pod(0, node="n0", gpus=8, deadline=1)
+    killed = pod(0, node="n0", gpus=8, deadline=1, phase="Failed", reason="DeadlineExceeded",
+                 containers=[{"name": "trainer", "state": {"terminated": {"exitCode": 137}}}])
+    assert used(R, [stopping]) == {"n0": 8}
+    assert used(R, [killed]) == {}
+
+
 def test_place_is_all_or_nothing_and_best_fit() -> None:
     assert place(2, 4, {"a": 8, "b": 4}) == ["b", "a"]
     assert place(3, 8, {"a": 8, "b": 8}) is None

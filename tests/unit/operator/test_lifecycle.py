@@ -7,13 +7,30 @@ from typing import Any
 import pytest
 from trainingjob_operator import lifecycle
 from trainingjob_operator.admission import Waiting
-from trainingjob_operator.lifecycle import EDGES, CreatePod, CreateService, DeletePod, decide
+from trainingjob_operator.lifecycle import (
+    EDGES,
+    CreatePod,
+    CreateService,
+    DeletePod,
+    StopPod,
+    decide,
+)
 from trainingjob_operator.models import Phase
 from trainingjob_operator.nodes import NodeView
 from trainingjob_operator.pods import PodView
 from trainingjob_operator.settings import Settings
 
-from tests.unit.operator.factories import NOW, T0, at, exited, job, pod, running, waiting
+from tests.unit.operator.factories import (
+    NOW,
+    T0,
+    at,
+    container,
+    exited,
+    job,
+    pod,
+    running,
+    waiting,
+)
 
 S = Settings()
 
@@ -105,7 +122,7 @@ def test_running_completes_when_all_exit_zero() -> None:
 def test_one_failed_worker_fails_the_job_and_stops_the_others() -> None:
     d = decide(job(at("Running"), workers=2), [exited(0, 3, "Error"), running(1)], NOW, S)
     assert _phase(d) is Phase.FAILED and d.status is not None and d.status.reason == "Error"
-    assert d.actions == (DeletePod("j-worker-1", 60),)
+    assert d.actions == (StopPod("j-worker-1", "p1"),)  # stopped, not deleted: logs stay
     assert d.status.workers is not None
     assert (d.status.workers.failed, d.status.workers.succeeded, d.status.workers.ready) == (
         1, 0, 0)  # ready is 0 in a finished job
@@ -171,14 +188,14 @@ def test_stop_from_every_active_phase(phase: str) -> None:
     assert d.status is not None and (d.status.phase, d.status.reason) == (Phase.STOPPED,
                                                                           "StoppedByUser")
     if phase != "Pending":
-        assert d.actions == (DeletePod("j-worker-0", 60),)
+        assert d.actions == (StopPod("j-worker-0", "p0"),)
 
 
 @pytest.mark.parametrize("phase", ["Completed", "Failed", "DeployFailed", "Stopped"])
 def test_terminal_phases_are_absorbing(phase: str) -> None:
     d = decide(job(at(phase), stop=True), [running(0), exited(1)], NOW, S)
     assert d.status is None  # never a new status
-    assert d.actions == (DeletePod("j-worker-0", 60),)  # only leftovers are cleaned up
+    assert d.actions == (StopPod("j-worker-0", "p0"),)  # only leftovers are stopped
     assert not any(isinstance(a, CreatePod) for a in d.actions)
 
 
@@ -381,3 +398,69 @@ def test_reserved_node_lost_before_any_pod_without_retries_is_a_deploy_failure()
                [pod(0, reason="Evicted", deleted=True)], NOW, S)
     assert d.status is not None and (d.status.phase, d.status.reason) == (Phase.DEPLOY_FAILED,
                                                                           "WorkerLost")
+
+
+# --- the end of a job keeps the logs of every worker that ran ------------------------------
+
+SETUP_RUNNING = [{"name": "setup", "state": {"running": {"startedAt": T0}}}]
+SETUP_FAILED = [{"name": "setup", "state": {"terminated": {"exitCode": 3, "reason": "Error"}}}]
+
+
+@pytest.mark.parametrize(("worker", "action"), [
+    (running(1), StopPod("j-worker-1", "p1")),
+    (pod(1, phase="Pending", containers=[container(waiting={"reason": "PodInitializing"})],
+         init=SETUP_RUNNING), StopPod("j-worker-1", "p1")),
+    (exited(1, 0, phase="Running"), None),  # the kubelet gives it its phase
+    (exited(1, 2, "Error", phase="Running"), None),
+    (pod(1, phase="Pending", containers=[container(waiting={"reason": "PodInitializing"})],
+         init=SETUP_FAILED), None),  # restartPolicy Never: the kubelet fails the pod
+    (running(1, deadline=1), None),  # already stopped: not patched again
+    (exited(1, 137, "Error"), None),
+    (waiting(1, "ImagePullBackOff"), DeletePod("j-worker-1", 60)),  # never ran: nothing to read
+    (pod(1, phase="Pending", node=None, containers=[]), DeletePod("j-worker-1", 60)),
+])
+def test_a_failed_job_stops_what_ran_and_deletes_what_never_started(
+        worker: PodView, action: StopPod | DeletePod | None) -> None:
+    d = decide(job(at("Running"), workers=2), [exited(0, 3, "Error", phase="Running"), worker],
+               NOW, S)
+    assert _phase(d) is Phase.FAILED
+    assert d.actions == ((action,) if action else ())  # worker 0 exited: left alone
+    settled = decide(job(at("Failed"), workers=2), [exited(0, 3, "Error"), worker], NOW, S)
+    assert settled.actions == d.actions  # the terminal phase keeps to the same rule
+
+
+def test_completed_with_pods_not_yet_marked_by_the_kubelet_leaves_them() -> None:
+    pods = [exited(0, phase="Running"), exited(1, phase="Running")]
+    d = decide(job(at("Running"), workers=2), pods, NOW, S)
+    assert _phase(d) is Phase.COMPLETED and d.actions == ()
+    assert decide(job(at("Completed"), workers=2), pods, NOW, S).actions == ()
+
+
+def test_a_stopped_workers_pod_on_a_lost_node_is_force_deleted() -> None:
+    j = job(at("Stopped"), workers=3)
+    pods = [running(0, deadline=1), pod(1, node="n1", deadline=1), pod(2, deleted=True)]
+    d = decide(j, pods, NOW, S, _nodes(n1=None))
+    assert d.actions == (DeletePod("j-worker-1", 0),)  # no kubelet there to act on it
+
+
+def test_deploy_failure_stops_a_worker_whose_setup_ran() -> None:
+    setup_done = pod(1, phase="Pending", init=[{"name": "setup", "state": {
+        "terminated": {"exitCode": 0, "reason": "Completed"}}}], containers=[container(
+            waiting={"reason": "ImagePullBackOff", "message": "m"})])
+    d = decide(job(at("Deploying"), workers=2, setup={"command": ["pip"]}),
+               [pod(0, phase="Pending", containers=[], init=SETUP_FAILED), setup_done], NOW, S)
+    assert d.status is not None and d.status.reason == "SetupFailed"
+    assert d.actions == (StopPod("j-worker-1", "p1"),)
+
+
+def test_a_retry_still_deletes_every_pod() -> None:
+    d = decide(job(at("Running"), workers=3),
+               [exited(0, phase="Running"), running(1), pod(2, deleted=True)], NOW, S)
+    assert d.status is not None and d.status.phase is Phase.PENDING
+    assert d.actions == (DeletePod("j-worker-0", 60), DeletePod("j-worker-1", 60))
+
+
+def test_template_may_not_set_the_active_deadline_the_operator_stops_workers_with() -> None:
+    problem = lifecycle.invalid_spec(job(template={"spec": {"activeDeadlineSeconds": 600}}))
+    assert problem == ("spec.template.spec.activeDeadlineSeconds is set by the operator; use "
+                       "spec.timeouts.runSeconds instead")

@@ -130,6 +130,16 @@ def test_logs_of_a_finished_job_without_pods() -> None:
         problem.message
 
 
+def test_logs_of_a_finished_job_whose_pods_stayed() -> None:
+    """The operator keeps a finished job's pods: a worker stopped through its active deadline
+    (exit 137) and one that completed both still have logs."""
+    pods = worker_pods([
+        pod(0, phase="Succeeded", main={"terminated": {"exitCode": 0, "reason": "Completed"}}),
+        pod(1, phase="Failed", main={"terminated": {"exitCode": 137, "reason": "Error"}})])
+    assert logs_problem(completed(), pods, None) is None
+    assert logs_problem(completed(), pods, 1) is None
+
+
 def test_logs_of_a_worker_that_does_not_exist_is_a_usage_error() -> None:
     problem = logs_problem(running(), worker_pods([pod(0), pod(1)]), 2)
     assert problem is not None and problem.code == EXIT_USAGE
