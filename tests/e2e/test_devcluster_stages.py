@@ -3,7 +3,10 @@ promises."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -298,3 +301,61 @@ def test_an_ordinary_node_keeps_heartbeating_ready(kubectl: Kubectl) -> None:
     eventually(lambda: kubectl.json("get", "lease", "-n", "kube-node-lease", node)["spec"]
                ["renewTime"] > lease["renewTime"], timeout=30, interval=1,
                what=f"{node}'s lease to be renewed")
+
+
+def _observed(ns: Kubectl, name: str, start: Callable[[], object], until: str,
+              timeout: int = 60) -> list[dict[str, Any]]:
+    """Every status the API server showed for pod `name` (a watch sees each update), from
+    before `start()` until the pod's status matches the jsonpath condition `until`."""
+    assert ns.namespace is not None
+    watch = subprocess.Popen(
+        [str(ns.binary), f"--kubeconfig={ns.kubeconfig}", f"--namespace={ns.namespace}",
+         "get", "pods", f"--field-selector=metadata.name={name}", "--watch", "-o", "json"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        start()
+        ns.wait(f"pod/{name}", until, timeout=timeout)
+        time.sleep(0.5)  # the watch delivers the last update
+    finally:
+        watch.terminate()
+        out, _ = watch.communicate(timeout=10)
+    decoder, seen, rest = json.JSONDecoder(), [], out.strip()
+    while rest:
+        obj, end = decoder.raw_decode(rest)
+        seen.append(obj["status"])
+        rest = rest[end:].strip()
+    return seen
+
+
+def _terminated(status: dict[str, Any], key: str = "containerStatuses") -> bool:
+    return any("terminated" in c.get("state", {}) for c in status.get(key, []))
+
+
+@pytest.mark.parametrize("outcome", ["succeed", "fail", "oom"])
+def test_containers_exit_before_the_pod_phase_changes_as_on_a_real_kubelet(
+        ns: Kubectl, outcome: str) -> None:
+    seen = _observed(ns, "ends", lambda: ns.apply(pod("ends", annotations={
+        "outcome": outcome, "run-duration": "1s"})), "jsonpath={.status.phase}=" + (
+        "Succeeded" if outcome == "succeed" else "Failed"))
+    assert any(_terminated(s) and s["phase"] == "Running" for s in seen), seen
+    ready = next(c for c in seen[-1]["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == ("PodCompleted" if outcome == "succeed" else "PodFailed")
+
+
+def test_a_failed_setup_is_reported_before_the_pod_fails(ns: Kubectl) -> None:
+    seen = _observed(ns, "nosetup", lambda: ns.apply(pod(
+        "nosetup", setup=True, annotations={"setup": "fail", "setup-exit-code": "3"})),
+        "jsonpath={.status.phase}=Failed")
+    assert any(_terminated(s, "initContainerStatuses") and s["phase"] == "Pending"
+               for s in seen), seen
+
+
+def test_a_deleted_running_pod_fails_on_sigterm_before_it_goes(ns: Kubectl) -> None:
+    ns.apply(pod("bye", annotations={"terminate-duration": "1s"}))
+    ns.wait("pod/bye", "condition=Ready")
+    seen = _observed(ns, "bye", lambda: ns.run("delete", "pod", "bye", "--wait=false"),
+                     "delete")
+    ended = [s for s in seen if s.get("phase") == "Failed"]
+    assert ended, seen
+    killed = ended[-1]["containerStatuses"][0]["state"]["terminated"]
+    assert (killed["exitCode"], killed["reason"]) == (143, "Error")

@@ -150,6 +150,9 @@ def test_stop_gives_sigterm_and_the_checkpoint_lands_on_the_volume(
 def test_delete_removes_the_pods_by_garbage_collection(ns: Kubectl) -> None:
     ns.apply(real_job("gone", "--sleep", "1h"))
     wait_phase(ns, "gone", "Running", timeout=120)
+    # kubectl exec goes through the API server to the real kubelet, as logs do.
+    assert ns.run("exec", "gone-worker-0", "--", "sh", "-c",
+                  "echo exec in $HOSTNAME").stdout == "exec in gone-worker-0\n"
     uid = ns.json("get", "pod", "gone-worker-0")["metadata"]["uid"]
     ns.run("delete", "tj", "gone", "--wait=false")
     ns.wait("pod/gone-worker-0", "delete", timeout=60)
