@@ -258,6 +258,8 @@ def kubelet_config(node: RealNode, certs: NodeCerts) -> dict[str, Any]:
             "x509": {"clientCAFile": str(certs.ca)},
         },
         "authorization": {"mode": "Webhook"},
+        # The machine's netfilter tables are not ours: no KUBE-* chains left behind.
+        "makeIPTablesUtilChains": False,
         "cgroupDriver": "cgroupfs",
         "cgroupRoot": node.cgroup_root,
         "failSwapOn": False,

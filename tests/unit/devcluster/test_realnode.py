@@ -86,6 +86,7 @@ def test_the_kubelet_serves_on_its_node_address_and_authorizes_through_the_api()
     assert config["authentication"]["x509"]["clientCAFile"] == "/pki/ca.crt"
     assert config["authorization"]["mode"] == "Webhook"
     assert config["cgroupDriver"] == "cgroupfs" and config["failSwapOn"] is False
+    assert config["makeIPTablesUtilChains"] is False
     assert config["clusterDNS"] == [NET.gateway]
     assert config["registerWithTaints"] == [REAL_NODE_TAINT]
     assert config["containerRuntimeEndpoint"] == f"unix://{node.containerd_socket}"
