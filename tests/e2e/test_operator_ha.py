@@ -61,6 +61,12 @@ def probe(url: str) -> tuple[int, str] | None:
         return None
 
 
+def ready(url: str) -> tuple[int, str] | None:
+    """The probe's answer once it is 200, else None (not listening yet, or 503)."""
+    answer = probe(url)
+    return answer if answer is not None and answer[0] == 200 else None
+
+
 def test_only_the_leader_writes_and_a_killed_leader_hands_over_within_20s(
         cluster: Cluster, installation: Installation, running_operator: Operator,
         ns: Kubectl, tmp_path: Path) -> None:
@@ -74,7 +80,9 @@ def test_only_the_leader_writes_and_a_killed_leader_hands_over_within_20s(
                        env={"TRAININGJOB_LOG_FORMAT": "json"})
     standby.start()
     try:
-        assert eventually(lambda: probe(f"{standby.health_url}/readyz"), timeout=30,
+        # Ready once its watches have filled the indexes (503 until then): wait for the 200,
+        # not for the first answer.
+        assert eventually(lambda: ready(f"{standby.health_url}/readyz"), timeout=30,
                           what="the standby's readiness") == (200, "ready, standby")
         assert probe(f"{leader.health_url}/readyz") == (200, "ready, leader")
         assert probe(f"{standby.health_url}/healthz") == (200, "ok")
@@ -110,7 +118,9 @@ def test_only_the_leader_writes_and_a_killed_leader_hands_over_within_20s(
         handover = time.monotonic() - killed
         print(f"handover after SIGKILL: {handover:.1f}s")
         assert handover < 20
-        assert probe(f"{standby.health_url}/readyz") == (200, "ready, leader")
+        # The Lease names it a moment before its own probe says so.
+        eventually(lambda: probe(f"{standby.health_url}/readyz") == (200, "ready, leader"),
+                   timeout=10, interval=0.2, what="the new leader's readiness to say so")
 
         # Jobs keep converging: one that was running, and one created after the kill.
         ns.apply(training_job("after", annotations={"outcome": "succeed",
