@@ -313,7 +313,7 @@ def up(data_dir: Path, shape: NodeShape, apiserver_port: int = 0,
         if created is not None and created.returncode != 0:
             raise ClusterError(f"registering the fake GPU nodes failed: {created.stderr}")
         if network and extra_bins:
-            _start_real_nodes(launch, nodes, network, extra_bins, server, ca, pki,
+            _start_real_nodes(launch, nodes, network, extra_bins, server, ca, pki, admin,
                               deadline + REAL_NODE_STARTUP_TIMEOUT)
         launch.wait_until("the default service account", lambda: _kubectl(
             bin_dir, admin, "get", "serviceaccount", "default", "-n", "default",
@@ -355,7 +355,7 @@ def _real_node_builds(log: Callable[[str], None]) -> _RealNodeBins:
 
 def _start_real_nodes(launch: _Launch, nodes: list[RealNode], network: Network,
                       bins: _RealNodeBins, server: str, ca: bytes, pki: Pki,
-                      deadline: float) -> None:
+                      admin: Path, deadline: float) -> None:
     """The bridge, then per node containerd (with the images) and the kubelet; then the
     cluster DNS on the bridge."""
     hostnode.create_bridge(network, [n.ip for n in nodes])
@@ -386,7 +386,7 @@ def _start_real_nodes(launch: _Launch, nodes: list[RealNode], network: Network,
                           deadline)
         images.import_images(Path(realnode.CTR), str(node.containerd_socket), bins.images)
         launch.start(node.process_name[1])
-    rbac = _kubectl(bin_dir, launch.data_dir / "kubeconfigs" / "admin.yaml", "apply", "-f", "-",
+    rbac = _kubectl(bin_dir, admin, "apply", "-f", "-",
                     input_text=json.dumps({"apiVersion": "v1", "kind": "List",
                                            "items": dns.coredns_rbac()}))
     if rbac.returncode != 0:
