@@ -1,7 +1,3 @@
-"""trainingjob-operator: runs TrainingJobs (ML training gangs of GPU pods) on Kubernetes."""
+"""trainingjob-operator: runs TrainingJobs (ML training gangs of GPU pods) on Kubernetes.
 
-GROUP = "training.dev"
-VERSION = "v1alpha1"
-PLURAL = "trainingjobs"
-KIND = "TrainingJob"
-API_VERSION = f"{GROUP}/{VERSION}"
+The API's names live in vocabulary.py."""

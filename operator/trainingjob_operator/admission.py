@@ -21,11 +21,7 @@ from trainingjob_operator.models import TrainingJob
 from trainingjob_operator.nodes import NodeView, Placement, eligible
 from trainingjob_operator.pods import PodView
 from trainingjob_operator.timeutil import parse_time
-
-Key = tuple[str, str]
-WAITING_FOR_CAPACITY = "WaitingForCapacity"
-NO_NODE_FITS = "NoNodeFits"
-BEHIND_HIGHER_PRIORITY = "QueuedBehindHigherPriority"
+from trainingjob_operator.vocabulary import Key, Reason
 
 
 def used(resource: str, pods: Iterable[PodView]) -> dict[str, int]:
@@ -84,7 +80,7 @@ def candidate(key: Key, job: TrainingJob) -> Candidate:
 @dataclass(frozen=True)
 class Waiting:
     key: Key
-    reason: str  # WAITING_FOR_CAPACITY, NO_NODE_FITS or BEHIND_HIGHER_PRIORITY
+    reason: Reason  # WAITING_FOR_CAPACITY, NO_NODE_FITS or QUEUED_BEHIND_HIGHER_PRIORITY
     needed: int
     free: int
     largest_node: int
@@ -191,7 +187,7 @@ def plan(candidates: Iterable[Candidate], nodes: Iterable[NodeView],
         waiting.append(Waiting(job.key, verdict.reason, verdict.needed, verdict.free,
                                verdict.largest_node, detail=verdict.detail))
         where = shapes[shape]
-        if verdict.reason == NO_NODE_FITS or not where.fits_empty:
+        if verdict.reason is Reason.NO_NODE_FITS or not where.fits_empty:
             continue  # a job that could never fit holds nothing
         starving = job.waiting_since is not None and now is not None and \
             now - job.waiting_since >= backfill_window
@@ -225,7 +221,8 @@ def _evaluate(job: Candidate, where: _Nodes, left: Mapping[str, int],
         detail = "" if not constrained else (
             f"matching {job.placement.describe()}" if where.mine
             else f"no node matches {job.placement.describe()}")
-        return Waiting(job.key, NO_NODE_FITS, needed, available, where.largest, detail=detail)
+        return Waiting(job.key, Reason.NO_NODE_FITS, needed, available, where.largest,
+                       detail=detail)
     closed = {n: h for n in pool
               if (h := holds.get((job.resource, n))) is not None and h.closes_to(job)}
     placement = place(job.workers, job.per_worker,
@@ -235,7 +232,8 @@ def _evaluate(job: Candidate, where: _Nodes, left: Mapping[str, int],
     if closed and place(job.workers, job.per_worker, pool) is not None:
         first = max(closed.values(), key=lambda h: (h.starving, h.priority))
         why = ", waiting longer than the backfill window" if first.starving else ""
-        return Waiting(job.key, BEHIND_HIGHER_PRIORITY, needed, available, where.largest,
+        return Waiting(job.key, Reason.QUEUED_BEHIND_HIGHER_PRIORITY, needed, available,
+                       where.largest,
                        detail=f"{first.key[0]}/{first.key[1]} (priority {first.priority}{why}) "
                        "is ahead in the queue and waits for the same nodes")
-    return Waiting(job.key, WAITING_FOR_CAPACITY, needed, available, where.largest)
+    return Waiting(job.key, Reason.WAITING_FOR_CAPACITY, needed, available, where.largest)

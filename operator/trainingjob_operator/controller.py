@@ -19,20 +19,14 @@ from typing import Any, Protocol
 from trainingjob_operator import admission, lifecycle, render
 from trainingjob_operator.kube import Kube, NotLeaderError
 from trainingjob_operator.metrics import Metrics
-from trainingjob_operator.models import (
-    ADMITTED,
-    Phase,
-    TrainingJob,
-    TrainingJobStatus,
-    Unreadable,
-)
+from trainingjob_operator.models import TrainingJob, TrainingJobStatus, Unreadable
 from trainingjob_operator.nodes import NodeView
 from trainingjob_operator.pods import PodView
 from trainingjob_operator.settings import Settings
 from trainingjob_operator.timeutil import format_time
+from trainingjob_operator.vocabulary import ADMITTED, FAILED_PHASES, Key, Phase
 
 log = logging.getLogger(__name__)
-Key = tuple[str, str]
 RETRY_SECONDS = 5
 
 
@@ -238,7 +232,7 @@ class Controller:
         if decision.event is not None:
             await self.kube.event(job.metadata, decision.event.type, decision.event.reason,
                                   decision.event.message)
-        if decision.status.phase in (Phase.PENDING, *lifecycle.WARNING_PHASES,
+        if decision.status.phase in (Phase.PENDING, *FAILED_PHASES,
                                      Phase.COMPLETED, Phase.STOPPED):
             self.wake.set()
 

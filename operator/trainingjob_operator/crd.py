@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from trainingjob_operator import GROUP, KIND, PLURAL, VERSION
-from trainingjob_operator.models import Phase, TrainingJobSpec, TrainingJobStatus
+from trainingjob_operator.models import TrainingJobSpec, TrainingJobStatus
+from trainingjob_operator.vocabulary import GROUP, KIND, PLURAL, SHORT_NAME, TERMINAL, VERSION
 
 # OpenAPI keywords a structural schema keeps; everything else pydantic emits is dropped.
 _KEEP = {"type", "description", "default", "minimum", "maximum", "minLength", "maxLength",
@@ -22,7 +22,7 @@ IMMUTABLE_MESSAGE = ("spec is immutable once the TrainingJob exists, except spec
                      "change it, delete the TrainingJob and create it again")
 
 
-TERMINAL_PHASES = sorted(p.value for p in Phase if p.terminal)
+TERMINAL_PHASES = sorted(p.value for p in TERMINAL)
 # A finished job is a record: re-applying the same manifest is a no-op, any spec change
 # (spec.stop included) is refused instead of silently doing nothing.
 FINISHED_RULE = {
@@ -124,7 +124,7 @@ def crd() -> dict[str, Any]:
         "spec": {
             "group": GROUP,
             "names": {"kind": KIND, "listKind": f"{KIND}List", "plural": PLURAL,
-                      "singular": KIND.lower(), "shortNames": ["tj"]},
+                      "singular": KIND.lower(), "shortNames": [SHORT_NAME]},
             "scope": "Namespaced",
             "versions": [{
                 "name": VERSION, "served": True, "storage": True,

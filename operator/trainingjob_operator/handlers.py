@@ -12,14 +12,15 @@ from typing import Any
 
 import kopf
 
-from trainingjob_operator import GROUP, PLURAL, VERSION, health
+from trainingjob_operator import health
 from trainingjob_operator.controller import Controller, Indexes
 from trainingjob_operator.election import Elector, identity
 from trainingjob_operator.kube import Kube
 from trainingjob_operator.models import TrainingJob, Unreadable, read_job
 from trainingjob_operator.nodes import NodeView, parse_node
-from trainingjob_operator.pods import JOB_LABEL, PodView, parse_pod
+from trainingjob_operator.pods import PodView, parse_pod
 from trainingjob_operator.settings import Settings
+from trainingjob_operator.vocabulary import GROUP, JOB_LABEL, PLURAL, VERSION
 
 JOBS = (GROUP, VERSION, PLURAL)
 

@@ -18,12 +18,11 @@ from typing import Any, TypeVar, cast
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from trainingjob_operator import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from trainingjob_operator.models import ObjectMeta
+from trainingjob_operator.vocabulary import API_VERSION, COMPONENT, GROUP, KIND, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-COMPONENT = "trainingjob-operator"
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,10 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from trainingjob_operator.admission import BEHIND_HIGHER_PRIORITY, NO_NODE_FITS, Waiting
+from trainingjob_operator.admission import Waiting
 from trainingjob_operator.models import (
-    ADMITTED,
     Condition,
     HistoryEntry,
-    Phase,
     QueueInfo,
     Reservation,
     TrainingJob,
@@ -27,9 +25,18 @@ from trainingjob_operator.models import (
 )
 from trainingjob_operator.nodes import NodeView, node_lost
 from trainingjob_operator.pods import PodView
-from trainingjob_operator.render import OWNED_POD_FIELDS, pod_name
+from trainingjob_operator.render import OWNED_POD_FIELDS
 from trainingjob_operator.settings import Settings
 from trainingjob_operator.timeutil import format_time, parse_time
+from trainingjob_operator.vocabulary import (
+    ADMITTED,
+    FAILED_PHASES,
+    ConditionType,
+    EventType,
+    Phase,
+    Reason,
+    pod_name,
+)
 from trainingjob_operator.workers import (
     Verdict,
     Worker,
@@ -72,8 +79,8 @@ Action = CreateService | CreatePod | DeletePod | StopPod
 
 @dataclass(frozen=True)
 class Event:
-    type: str  # Normal or Warning
-    reason: str
+    type: EventType
+    reason: Reason
     message: str
 
 
@@ -97,7 +104,6 @@ EDGES: frozenset[tuple[Phase | None, Phase]] = frozenset({
     (Phase.RUNNING, Phase.COMPLETED), (Phase.RUNNING, Phase.FAILED),
     (Phase.RUNNING, Phase.STOPPED), (Phase.RUNNING, Phase.PENDING),
 })
-WARNING_PHASES = frozenset({Phase.DEPLOY_FAILED, Phase.FAILED})
 
 
 def _conditions(old: Sequence[Condition], phase: Phase, reason: str, message: str,
@@ -105,13 +111,13 @@ def _conditions(old: Sequence[Condition], phase: Phase, reason: str, message: st
     # Reconciling and Stalled are the "abnormal-true" pair kstatus (Flux, cli-utils) reads:
     # an active job is still in progress, a failed one will not progress any more.
     wanted = {
-        "Admitted": (admitted, "Admitted" if admitted else reason),
-        "Running": (phase is Phase.RUNNING, reason),
-        "Finished": (phase.terminal, phase.value if phase.terminal else reason),
-        "Complete": (phase is Phase.COMPLETED, reason),
-        "Failed": (phase in WARNING_PHASES, reason),
-        "Reconciling": (phase.active, reason),
-        "Stalled": (phase in WARNING_PHASES, reason),
+        ConditionType.ADMITTED: (admitted, Reason.ADMITTED if admitted else reason),
+        ConditionType.RUNNING: (phase is Phase.RUNNING, reason),
+        ConditionType.FINISHED: (phase.terminal, phase.value if phase.terminal else reason),
+        ConditionType.COMPLETE: (phase is Phase.COMPLETED, reason),
+        ConditionType.FAILED: (phase in FAILED_PHASES, reason),
+        ConditionType.RECONCILING: (phase.active, reason),
+        ConditionType.STALLED: (phase in FAILED_PHASES, reason),
     }
     previous = {c.type: c for c in old}
     out = []
@@ -138,7 +144,7 @@ def _with_counts(status: TrainingJobStatus, c: WorkerCounts) -> TrainingJobStatu
     return status.model_copy(update={"workers": c, "worker_summary": f"{c.ready}/{c.total}"})
 
 
-def transition(job: TrainingJob, phase: Phase, reason: str, message: str, now: datetime,
+def transition(job: TrainingJob, phase: Phase, reason: Reason, message: str, now: datetime,
                settings: Settings, **changes: object) -> TrainingJobStatus:
     """The status after moving to `phase`: history, conditions and times follow."""
     old = job.status
@@ -169,10 +175,11 @@ def transition(job: TrainingJob, phase: Phase, reason: str, message: str, now: d
     return status
 
 
-def _moved(job: TrainingJob, phase: Phase, reason: str, message: str, now: datetime,
+def _moved(job: TrainingJob, phase: Phase, reason: Reason, message: str, now: datetime,
            settings: Settings, actions: Sequence[Action] = (), **changes: object) -> Decision:
     assert (job.status.phase, phase) in EDGES, f"no edge {job.status.phase} -> {phase}"
-    kind = "Warning" if phase in WARNING_PHASES or reason == "WorkerLost" else "Normal"
+    kind = EventType.WARNING if phase in FAILED_PHASES or reason == Reason.WORKER_LOST \
+        else EventType.NORMAL
     return Decision(transition(job, phase, reason, message, now, settings, **changes),
                     tuple(actions), Event(kind, reason, message))
 
@@ -316,17 +323,17 @@ def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime, settings: S
 
     if phase is None:
         if spec.stop:
-            return _moved(job, Phase.STOPPED, "StoppedByUser", "stopped before it was queued",
-                          now, settings)
+            return _moved(job, Phase.STOPPED, Reason.STOPPED_BY_USER,
+                          "stopped before it was queued", now, settings)
         problem = invalid_spec(job)
         if problem:
-            return _moved(job, Phase.DEPLOY_FAILED, "InvalidSpec", problem, now, settings)
-        return _moved(job, Phase.PENDING, "WaitingForCapacity", queued_message(job), now,
+            return _moved(job, Phase.DEPLOY_FAILED, Reason.INVALID_SPEC, problem, now, settings)
+        return _moved(job, Phase.PENDING, Reason.WAITING_FOR_CAPACITY, queued_message(job), now,
                       settings, attempt=status.attempt or 1)
     if phase.terminal:  # absorbing: only make sure nothing is left running
         return Decision(actions=tuple(_stops(current, grace, lost) + cleanup))
     if spec.stop:
-        return _moved(job, Phase.STOPPED, "StoppedByUser",
+        return _moved(job, Phase.STOPPED, Reason.STOPPED_BY_USER,
                       f"stopped by the user; workers get SIGTERM and {grace}s to exit",
                       now, settings, [*_stops(current, grace, lost), *cleanup],
                       reservation=None, queue=None)
@@ -344,7 +351,7 @@ def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime, settings: S
         creates: list[Action] = [CreateService()]
         creates += [CreatePod(w.index, _reserved_node(job, w.index))
                     for w in workers if w.state is WorkerState.MISSING]
-        return _moved(job, Phase.DEPLOYING, "CreatingWorkers",
+        return _moved(job, Phase.DEPLOYING, Reason.CREATING_WORKERS,
                       f"{spec.workers} worker pods created; scheduling, pulling images"
                       f"{', running setup' if spec.setup else ''}", now, settings, creates)
 
@@ -361,14 +368,14 @@ def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime, settings: S
         if verdict is not None:
             return _end(job, verdict, current, stale, now, settings, lost, tally)
     if all(w.state is WorkerState.SUCCEEDED for w in workers):
-        return _moved(job, Phase.COMPLETED, "Succeeded",
+        return _moved(job, Phase.COMPLETED, Reason.SUCCEEDED,
                       f"all {spec.workers} workers exited 0", now, settings, cleanup,
                       workers=tally, worker_summary=f"{tally.ready}/{tally.total}")
     recheck = _earliest(node_recheck, *(grace_deadline(w, settings) for w in workers))
     if phase is Phase.DEPLOYING:
         started = [w for w in workers if w.state in (WorkerState.RUNNING, WorkerState.SUCCEEDED)]
         if len(started) == spec.workers:
-            return _moved(job, Phase.RUNNING, "WorkersRunning",
+            return _moved(job, Phase.RUNNING, Reason.WORKERS_RUNNING,
                           f"all {spec.workers} workers are running", now, settings, cleanup,
                           workers=tally, worker_summary=f"{tally.ready}/{tally.total}")
         admitted = _admitted_at(job)
@@ -386,7 +393,7 @@ def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime, settings: S
         deadline = (parse_time(status.phase_time) or now) + timedelta(
             seconds=spec.timeouts.run_seconds)
         if now >= deadline:
-            return _end(job, Verdict(Phase.FAILED, "DeadlineExceeded",
+            return _end(job, Verdict(Phase.FAILED, Reason.DEADLINE_EXCEEDED,
                                      f"ran longer than spec.timeouts.runSeconds="
                                      f"{spec.timeouts.run_seconds}s; raise it or make the "
                                      "training finish sooner"), current, stale, now, settings,
@@ -422,7 +429,7 @@ def _pending(job: TrainingJob, cleanup: Sequence[Action], now: datetime,
     deadline = since + timedelta(seconds=limit)
     if now < deadline:
         return Decision(actions=tuple(cleanup), recheck_at=deadline)
-    return _moved(job, Phase.DEPLOY_FAILED, "QueueTimeout",
+    return _moved(job, Phase.DEPLOY_FAILED, Reason.QUEUE_TIMEOUT,
                   f"waited in the queue longer than spec.timeouts.queueSeconds={limit}s "
                   f"({job.status.message}); raise queueSeconds or spec.priority, or ask for "
                   "fewer GPUs", now, settings, cleanup, queue=None)
@@ -451,7 +458,7 @@ def _deploy_timeout(job: TrainingJob, workers: Sequence[Worker]) -> Verdict:
     unschedulable = [w for w in workers if w.state is WorkerState.UNSCHEDULABLE]
     slow = unschedulable or [w for w in workers
                              if w.state not in (WorkerState.RUNNING, WorkerState.SUCCEEDED)]
-    reason = "Unschedulable" if unschedulable else "DeployTimeout"
+    reason = Reason.UNSCHEDULABLE if unschedulable else Reason.DEPLOY_TIMEOUT
     what = _problem(slow[0]) if slow else "workers did not start"
     return Verdict(Phase.DEPLOY_FAILED, reason,
                    f"not every worker was running within spec.timeouts.deploySeconds={limit}s; "
@@ -480,7 +487,7 @@ def admit(job: TrainingJob, nodes: Sequence[str], now: datetime,
     """Pending -> Created: the reservation is written before any pod exists."""
     where = (f" on {', '.join(sorted(set(nodes)))}" if nodes else "")
     message = f"admitted: {job.total_gpus} GPUs reserved{where}"
-    decision = _moved(job, Phase.CREATED, "Admitted", message, now, settings,
+    decision = _moved(job, Phase.CREATED, Reason.ADMITTED, message, now, settings,
                       reservation=Reservation(attempt=job.status.attempt, nodes=list(nodes)),
                       queue=None)
     assert decision.status is not None
@@ -491,15 +498,15 @@ def _waiting_message(job: TrainingJob, w: Waiting) -> str:
     spec = job.spec
     gang = (f"{w.needed} GPUs ({spec.workers} workers x {spec.gpus_per_worker} "
             f"{spec.gpu_resource})")
-    if w.reason == NO_NODE_FITS and w.detail.startswith("no node"):
+    if w.reason == Reason.NO_NODE_FITS and w.detail.startswith("no node"):
         return (f"no node can hold one worker: {w.detail}; fix the node constraints in "
                 "spec.template.spec or add such nodes")
-    if w.reason == NO_NODE_FITS:
+    if w.reason == Reason.NO_NODE_FITS:
         where = f" {w.detail}" if w.detail else ""
         return (f"no node can hold one worker: each needs {spec.gpus_per_worker} "
                 f"{spec.gpu_resource}, the largest node{where} has {w.largest_node}; lower "
                 "spec.gpusPerWorker or add larger nodes")
-    if w.reason == BEHIND_HIGHER_PRIORITY:
+    if w.reason == Reason.QUEUED_BEHIND_HIGHER_PRIORITY:
         return f"queued: needs {gang}, {w.free} free, but {w.detail}"
     return f"waiting for capacity: needs {gang}, {w.free} free on the nodes it may use"
 
@@ -532,7 +539,7 @@ def waiting(job: TrainingJob, w: Waiting, now: datetime,
 
 def pod_rejected(job: TrainingJob, worker: int, error: str, now: datetime,
                  settings: Settings) -> Decision:
-    return _moved(job, Phase.DEPLOY_FAILED, "PodRejected",
+    return _moved(job, Phase.DEPLOY_FAILED, Reason.POD_REJECTED,
                   f"the API server rejected worker {worker}'s pod: {error}; fix the quota, "
                   "policy or spec field it names", now, settings, reservation=None)
 
@@ -543,12 +550,12 @@ def unreadable(problems: str, now: datetime, generation: int) -> tuple[dict[str,
     message = f"the spec cannot be read: {problems}; fix the fields named and create the " \
               "TrainingJob again"
     stamp = format_time(now)
-    conditions = _conditions((), Phase.DEPLOY_FAILED, "InvalidSpec", message, False,
+    conditions = _conditions((), Phase.DEPLOY_FAILED, Reason.INVALID_SPEC, message, False,
                              generation, stamp)
     status: dict[str, object] = {
-        "phase": Phase.DEPLOY_FAILED.value, "reason": "InvalidSpec", "message": message,
+        "phase": Phase.DEPLOY_FAILED.value, "reason": Reason.INVALID_SPEC.value, "message": message,
         "phaseTime": stamp, "completionTime": stamp, "observedGeneration": generation,
-        "history": [{"phase": Phase.DEPLOY_FAILED.value, "reason": "InvalidSpec",
+        "history": [{"phase": Phase.DEPLOY_FAILED.value, "reason": Reason.INVALID_SPEC.value,
                      "message": message, "time": stamp}],
         "conditions": [c.model_dump(by_alias=True, mode="json") for c in conditions]}
     return status, message

@@ -12,13 +12,12 @@ from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from trainingjob_operator.models import Phase, TrainingJob, TrainingJobStatus
+from trainingjob_operator.models import TrainingJob, TrainingJobStatus
 from trainingjob_operator.timeutil import parse_time
+from trainingjob_operator.vocabulary import TIMEOUT_OF, Phase
 
 # Seconds: from a blink to a day in the queue.
 BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
-TIMEOUT_REASONS = {"QueueTimeout": "queue", "DeployTimeout": "deploy", "Unschedulable": "deploy",
-                   "DeadlineExceeded": "run"}
 
 
 class Metrics:
@@ -47,7 +46,7 @@ class Metrics:
                                    ["phase", "reason"], registry=r)
         for phase in Phase:
             self.jobs.labels(phase.value)
-        for kind in sorted(set(TIMEOUT_REASONS.values())):
+        for kind in sorted(set(TIMEOUT_OF.values())):
             self.timeouts.labels(kind)
 
     def transition(self, old: TrainingJobStatus, new: TrainingJobStatus, now: datetime) -> None:
@@ -67,8 +66,9 @@ class Metrics:
                 self.deploy.observe((now - admitted).total_seconds())
         elif new.phase is Phase.PENDING and old.phase is not None:
             self.retries.inc()
-        if new.reason in TIMEOUT_REASONS and new.phase.terminal:
-            self.timeouts.labels(TIMEOUT_REASONS[new.reason]).inc()
+        kind = TIMEOUT_OF.get(new.reason or "")
+        if kind is not None and new.phase.terminal:
+            self.timeouts.labels(kind).inc()
 
     def census(self, jobs: Iterable[TrainingJob]) -> None:
         by_phase = dict.fromkeys(Phase, 0)

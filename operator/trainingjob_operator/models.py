@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 from pydantic.alias_generators import to_camel
+
+from trainingjob_operator.vocabulary import DEFAULT_GPU_RESOURCE, Phase
 
 IntOrString = Annotated[int | str, WithJsonSchema({"x-kubernetes-int-or-string": True})]
 # A free-form object that Kubernetes stores as given (PodTemplateSpec parts, env sources...).
@@ -25,30 +26,6 @@ class Model(BaseModel):
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, alias_generator=to_camel,
                               extra="ignore")
-
-
-class Phase(StrEnum):
-    PENDING = "Pending"
-    CREATED = "Created"
-    DEPLOYING = "Deploying"
-    RUNNING = "Running"
-    COMPLETED = "Completed"
-    DEPLOY_FAILED = "DeployFailed"
-    FAILED = "Failed"
-    STOPPED = "Stopped"
-
-    @property
-    def active(self) -> bool:
-        return self in ACTIVE
-
-    @property
-    def terminal(self) -> bool:
-        return not self.active
-
-
-ACTIVE = frozenset({Phase.PENDING, Phase.CREATED, Phase.DEPLOYING, Phase.RUNNING})
-# Phases whose job holds capacity (a reservation or pods).
-ADMITTED = frozenset({Phase.CREATED, Phase.DEPLOYING, Phase.RUNNING})
 
 
 class Setup(Model):
@@ -121,7 +98,7 @@ class TrainingJobSpec(Model):
     gpus_per_worker: int = Field(1, le=1024, json_schema_extra=_rule(
         "self >= 0", "spec.gpusPerWorker must be 0 (CPU-only) or more"), description=(
         "GPUs each worker requests (limit on spec.gpuResource); 0 runs CPU-only."))
-    gpu_resource: str = Field("nvidia.com/gpu", min_length=1, max_length=253,
+    gpu_resource: str = Field(DEFAULT_GPU_RESOURCE, min_length=1, max_length=253,
                               description="Extended resource name of the GPUs.")
     resources: Resources = Field(default_factory=Resources,
                                  description="Per-worker requests and limits besides GPUs.")

@@ -11,12 +11,7 @@ from typing import Any
 from pydantic import Field
 
 from trainingjob_operator.models import Model
-
-JOB_LABEL = "training.dev/job-name"
-INDEX_LABEL = "training.dev/worker-index"
-ATTEMPT_LABEL = "training.dev/attempt"
-MAIN_CONTAINER = "trainer"
-SETUP_CONTAINER = "setup"
+from trainingjob_operator.vocabulary import ATTEMPT_LABEL, INDEX_LABEL, JOB_LABEL
 
 
 class ContainerView(Model):

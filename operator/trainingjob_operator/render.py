@@ -5,30 +5,26 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from trainingjob_operator import API_VERSION, KIND
 from trainingjob_operator.models import TrainingJob
-from trainingjob_operator.pods import (
+from trainingjob_operator.settings import Settings
+from trainingjob_operator.vocabulary import (
+    API_VERSION,
     ATTEMPT_LABEL,
     INDEX_LABEL,
     JOB_LABEL,
+    KIND,
     MAIN_CONTAINER,
+    MANAGED_BY,
     SETUP_CONTAINER,
+    master_addr,
+    pod_name,
+    service_name,
 )
-from trainingjob_operator.settings import Settings
 
-MANAGED_BY = {"app.kubernetes.io/managed-by": "trainingjob-operator"}
 # Pod spec fields the operator owns; a template that sets them is an InvalidSpec.
 # activeDeadlineSeconds is how it stops a worker at the end of a job (lifecycle.StopPod).
 OWNED_POD_FIELDS = ("containers", "initContainers", "restartPolicy", "hostname", "subdomain",
                     "terminationGracePeriodSeconds", "nodeName", "activeDeadlineSeconds")
-
-
-def pod_name(job: str, index: int) -> str:
-    return f"{job}-worker-{index}"
-
-
-def service_name(job: str) -> str:
-    return f"{job}-workers"
 
 
 def owner_reference(job: TrainingJob) -> dict[str, Any]:
@@ -42,8 +38,8 @@ def selector(job: TrainingJob) -> dict[str, str]:
 
 def _env(job: TrainingJob, index: int, settings: Settings) -> list[dict[str, Any]]:
     name, ns = job.metadata.name, job.metadata.namespace
-    master = f"{pod_name(name, 0)}.{service_name(name)}.{ns}.svc"
-    ours = {"WORLD_SIZE": str(job.spec.workers), "RANK": str(index), "MASTER_ADDR": master,
+    ours = {"WORLD_SIZE": str(job.spec.workers), "RANK": str(index),
+            "MASTER_ADDR": master_addr(name, ns),
             "MASTER_PORT": str(settings.master_port), "TRAININGJOB_NAME": name,
             "TRAININGJOB_ATTEMPT": str(job.status.attempt)}
     env = [{"name": k, "value": v} for k, v in ours.items()]

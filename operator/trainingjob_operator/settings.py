@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 
+from trainingjob_operator.vocabulary import COMPONENT
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -34,7 +36,7 @@ class Settings:
     # holder writes. A killed leader's lease is taken over after lease_duration_seconds
     # without renewal; the holder renews, and a standby looks, every lease_retry_seconds.
     leader_elect: bool = False
-    lease_name: str = "trainingjob-operator"
+    lease_name: str = COMPONENT
     lease_namespace: str = "default"  # when unset: $POD_NAMESPACE (the chart's), else this
     lease_duration_seconds: float = 10.0
     lease_retry_seconds: float = 2.0

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from trainingjob_operator.models import Phase, TrainingJob
-from trainingjob_operator.pods import MAIN_CONTAINER, ContainerView, PodView
+from trainingjob_operator.models import TrainingJob
+from trainingjob_operator.pods import ContainerView, PodView
 from trainingjob_operator.settings import Settings
 from trainingjob_operator.timeutil import parse_time
+from trainingjob_operator.vocabulary import MAIN_CONTAINER, Phase, Reason
 
 
 class WorkerState(StrEnum):
@@ -38,9 +39,12 @@ class Worker:
     detail: str = ""
 
 
+# The kubelet's own words for containers that cannot start or were killed.
 IMAGE_PULL = frozenset({"ErrImagePull", "ImagePullBackOff"})
 CONFIG_ERRORS = frozenset({"CreateContainerConfigError", "CreateContainerError"})
-WAITING_ERRORS = IMAGE_PULL | CONFIG_ERRORS | {"InvalidImageName"}
+BAD_IMAGE_NAME = "InvalidImageName"
+OUT_OF_MEMORY = "OOMKilled"
+WAITING_ERRORS = IMAGE_PULL | CONFIG_ERRORS | {BAD_IMAGE_NAME}
 
 
 def classify(index: int, pod: PodView | None) -> Worker:
@@ -84,7 +88,7 @@ class Verdict:
     """The job-level outcome of its workers' states; `retry` sends the gang back to Pending."""
 
     phase: Phase
-    reason: str
+    reason: Reason
     message: str
     retry: bool = False
 
@@ -113,26 +117,26 @@ def failure(job: TrainingJob, w: Worker, now: datetime, settings: Settings) -> V
     c = w.container
     image = job.spec.image
     if w.state is WorkerState.SETUP_FAILED and c is not None:
-        return Verdict(Phase.DEPLOY_FAILED, "SetupFailed",
+        return Verdict(Phase.DEPLOY_FAILED, Reason.SETUP_FAILED,
                        f"{_who(w)}: setup container {c.name} exited with code {c.exit_code}"
                        f"{_signal(c.exit_code or 0)}; see kubectl logs "
                        f"{w.pod.name if w.pod else ''} -c {c.name}, and fix spec.setup")
     if w.state is WorkerState.FAILED and c is not None:
-        if c.reason == "OOMKilled":
+        if c.reason == OUT_OF_MEMORY:
             limit = job.spec.resources.limits.get("memory", "unset")
-            return Verdict(Phase.FAILED, "OOMKilled",
+            return Verdict(Phase.FAILED, Reason.OOM_KILLED,
                            f"{_who(w)}: container {c.name} was OOMKilled (exit code "
                            f"{c.exit_code}): it needs more memory than its limit ({limit}); "
                            "raise spec.resources.limits.memory or reduce the batch size")
-        return Verdict(Phase.FAILED, "Error",
+        return Verdict(Phase.FAILED, Reason.ERROR,
                        f"{_who(w)}: container {c.name} exited with code {c.exit_code}"
                        f"{_signal(c.exit_code or 0)}"
                        f"{': ' + c.message if c.message else ''}; see kubectl logs "
                        f"{w.pod.name if w.pod else ''}")
     if w.state is WorkerState.WAITING_ERROR and c is not None:
         detail = f"{c.reason}: {c.message}" if c.message else str(c.reason)
-        if c.reason == "InvalidImageName":
-            return Verdict(Phase.DEPLOY_FAILED, "InvalidImageName",
+        if c.reason == BAD_IMAGE_NAME:
+            return Verdict(Phase.DEPLOY_FAILED, Reason.INVALID_IMAGE_NAME,
                            f"{_who(w)}: image {image!r} is not a valid image name "
                            f"({detail}); fix spec.image")
         grace = (settings.image_pull_grace_seconds if c.reason in IMAGE_PULL
@@ -141,11 +145,11 @@ def failure(job: TrainingJob, w: Worker, now: datetime, settings: Settings) -> V
         if since is not None and now - since < timedelta(seconds=grace):
             return None
         if c.reason in IMAGE_PULL:
-            return Verdict(Phase.DEPLOY_FAILED, "ImagePullFailed",
+            return Verdict(Phase.DEPLOY_FAILED, Reason.IMAGE_PULL_FAILED,
                            f"{_who(w)}: cannot pull image {image!r} after {grace:.0f}s ({detail}); "
                            "check spec.image and the pull secrets in "
                            "spec.template.spec.imagePullSecrets")
-        return Verdict(Phase.DEPLOY_FAILED, "ContainerConfigError",
+        return Verdict(Phase.DEPLOY_FAILED, Reason.CONTAINER_CONFIG_ERROR,
                        f"{_who(w)}: container {c.name} cannot be created ({detail}); check the "
                        "Secrets, ConfigMaps and volumes it references")
     return None
@@ -154,7 +158,7 @@ def failure(job: TrainingJob, w: Worker, now: datetime, settings: Settings) -> V
 def grace_deadline(w: Worker, settings: Settings) -> datetime | None:
     """When a worker waiting with a graced error turns into a failure (for the sweep)."""
     c = w.container
-    if w.state is not WorkerState.WAITING_ERROR or c is None or c.reason == "InvalidImageName":
+    if w.state is not WorkerState.WAITING_ERROR or c is None or c.reason == BAD_IMAGE_NAME:
         return None
     since = _started(w)
     if since is None:
@@ -167,9 +171,9 @@ def grace_deadline(w: Worker, settings: Settings) -> datetime | None:
 def lost_worker(job: TrainingJob, w: Worker) -> Verdict:
     attempt, limit = job.status.attempt, job.spec.retries.limit
     if attempt - 1 < limit:
-        return Verdict(Phase.PENDING, "WorkerLost",
+        return Verdict(Phase.PENDING, Reason.WORKER_LOST,
                        f"{_who(w)} was lost ({w.detail}); restarting the gang, attempt "
                        f"{attempt + 1} of at most {limit + 1}", retry=True)
-    return Verdict(Phase.FAILED, "WorkerLost",
+    return Verdict(Phase.FAILED, Reason.WORKER_LOST,
                    f"{_who(w)} was lost ({w.detail}) and spec.retries.limit={limit} restarts are "
                    "used up")

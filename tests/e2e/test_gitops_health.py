@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import yaml
 from trainingjob_operator import lifecycle
-from trainingjob_operator.models import Phase, TrainingJob
+from trainingjob_operator.models import TrainingJob
+from trainingjob_operator.vocabulary import Phase
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "trainingjobs"

@@ -8,10 +8,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from trainingjob_operator.models import ADMITTED, Phase, TrainingJob, read_job
+from trainingjob_operator.models import TrainingJob, read_job
 from trainingjob_operator.plugin.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, PluginError
 from trainingjob_operator.plugin.summary import WorkerPod, is_active
-from trainingjob_operator.pods import JOB_LABEL, MAIN_CONTAINER
+from trainingjob_operator.vocabulary import (
+    ADMITTED,
+    JOB_LABEL,
+    MAIN_CONTAINER,
+    TERMINAL,
+    Phase,
+    Reason,
+    pod_name,
+)
 
 STOP_PATCH = json.dumps({"spec": {"stop": True}})
 
@@ -44,7 +52,8 @@ def stop_plan(job: TrainingJob) -> StopPlan:
                         "nothing to stop")
     if job.spec.stop:
         return StopPlan(False, f"{ref(job)}: stop was already requested; it is "
-                        f"{job.status.phase or 'new'} and will end Stopped (StoppedByUser)")
+                        f"{job.status.phase or 'new'} and will end Stopped "
+                        f"({Reason.STOPPED_BY_USER})")
     return StopPlan(True, "")
 
 
@@ -61,7 +70,7 @@ def stopped_message(job: TrainingJob) -> str:
         what = "its GPU reservation is released before any worker starts"
     else:
         what = "it leaves the GPU queue without starting"
-    return (f"{ref(job)} stop requested: {what}; the job ends Stopped (StoppedByUser).\n"
+    return (f"{ref(job)} stop requested: {what}; the job ends Stopped ({Reason.STOPPED_BY_USER}).\n"
             f"Follow it with: kubectl trainingjob wait {job.metadata.name}")
 
 
@@ -82,8 +91,6 @@ def has_finished(body: dict[str, Any]) -> bool:
     phase = job.status.phase if isinstance(job, TrainingJob) else job.phase
     return phase in TERMINAL
 
-
-TERMINAL = frozenset({Phase.COMPLETED, Phase.DEPLOY_FAILED, Phase.FAILED, Phase.STOPPED})
 
 
 def wait_exit_code(phase: Phase | None) -> int:
@@ -133,7 +140,7 @@ def logs_argv(job: TrainingJob, pods: Sequence[WorkerPod], worker: int | None,
     if follow and is_active(job):  # a finished job writes no more: print and end
         common.append("--follow")
     if worker is not None:
-        return ["logs", f"{name}-worker-{worker}", *common]
+        return ["logs", pod_name(name, worker), *common]
     return ["logs", f"--selector={JOB_LABEL}={name}", "--prefix",
             f"--max-log-requests={max(len(pods), job.spec.workers, 5)}", *common]
 
@@ -147,7 +154,7 @@ def relabel(line: str, job_name: str) -> str:
     if match is None:
         return line
     pod = match.group("pod")
-    index = pod.removeprefix(f"{job_name}-worker-")
+    index = pod.removeprefix(pod_name(job_name, 0)[:-1])
     label = f"worker-{index}" if index != pod and index.isdigit() else pod
     return f"[{label}] {line[match.end():]}"
 

@@ -31,7 +31,7 @@ from trainingjob_operator.plugin.errors import (
     is_not_found,
     kubectl_problem,
 )
-from trainingjob_operator.pods import JOB_LABEL
+from trainingjob_operator.vocabulary import JOB_LABEL
 
 RESOURCE = "trainingjobs.training.dev"
 WaitOutcome = Literal["met", "timeout", "gone"]

@@ -9,9 +9,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from trainingjob_operator.models import ACTIVE, Phase, TrainingJob, Unreadable
+from trainingjob_operator.models import TrainingJob, Unreadable
 from trainingjob_operator.plugin.timefmt import seconds_between
-from trainingjob_operator.pods import ATTEMPT_LABEL, INDEX_LABEL, MAIN_CONTAINER
+from trainingjob_operator.vocabulary import (
+    ACTIVE,
+    ATTEMPT_LABEL,
+    INDEX_LABEL,
+    MAIN_CONTAINER,
+    Phase,
+    Reason,
+)
 
 SUMMARY_KEYS = ("name", "namespace", "phase", "reason", "message", "active", "attempt",
                 "priority", "workers", "gpus", "gpusPerWorker", "gpuResource", "queue",
@@ -90,7 +97,8 @@ def unreadable_summary(job: Unreadable, now: datetime) -> dict[str, Any]:
     out: dict[str, Any] = dict.fromkeys(SUMMARY_KEYS)
     age = seconds_between(job.metadata.creation_timestamp, now)
     out.update(name=job.metadata.name, namespace=job.metadata.namespace, phase=job.phase,
-               reason="Unreadable", message=f"the plugin cannot read this object: {job.problems}",
+               reason=Reason.UNREADABLE.value,
+               message=f"the plugin cannot read this object: {job.problems}",
                active=is_active(job), created=job.metadata.creation_timestamp,
                ageSeconds=None if age is None else int(age))
     return out

@@ -16,6 +16,7 @@ from trainingjob_operator.plugin.summary import (
     worker_counts,
 )
 from trainingjob_operator.plugin.timefmt import age
+from trainingjob_operator.vocabulary import Reason
 
 HEADERS = ("NAME", "PHASE", "REASON", "WORKERS", "GPUS", "QUEUE", "AGE")
 ELLIPSIS = "…"
@@ -32,7 +33,7 @@ def select(jobs: Sequence[Job], include_finished: bool) -> list[Job]:
 
 def row(job: Job, now: datetime) -> list[str]:
     if isinstance(job, Unreadable):
-        return [job.metadata.name, job.phase or "-", "Unreadable", "-", "-", "",
+        return [job.metadata.name, job.phase or "-", Reason.UNREADABLE.value, "-", "-", "",
                 age(job.metadata.creation_timestamp, now)]
     ready, total = worker_counts(job)
     position = queue_position(job)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from trainingjob_operator.models import ADMITTED, HistoryEntry, Phase, TrainingJob, Unreadable
+from trainingjob_operator.models import HistoryEntry, TrainingJob, Unreadable
 from trainingjob_operator.plugin.summary import (
     WorkerPod,
     gpus,
@@ -19,6 +19,7 @@ from trainingjob_operator.plugin.summary import (
     worker_counts,
 )
 from trainingjob_operator.plugin.timefmt import age, human_duration, seconds_between
+from trainingjob_operator.vocabulary import ADMITTED, Phase, pod_name
 
 LABEL = 11  # "Namespace: "
 
@@ -109,7 +110,7 @@ def _worker_lines(job: TrainingJob, pods: Sequence[WorkerPod]) -> list[str]:
         for i in range(job.spec.workers):
             if i not in have:
                 node = f"{reserved[i]} (reserved)" if i < len(reserved) else "-"
-                rows.append([str(i), f"{job.metadata.name}-worker-{i}", node, "(no pod yet)"])
+                rows.append([str(i), pod_name(job.metadata.name, i), node, "(no pod yet)"])
         rows.sort(key=lambda r: int(r[0]) if r[0].isdigit() else 1 << 30)
     if not rows:
         if status.phase is Phase.PENDING or status.phase is None:

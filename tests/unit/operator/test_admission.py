@@ -5,9 +5,6 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from trainingjob_operator.admission import (
-    BEHIND_HIGHER_PRIORITY,
-    NO_NODE_FITS,
-    WAITING_FOR_CAPACITY,
     Candidate,
     candidate,
     free,
@@ -16,6 +13,7 @@ from trainingjob_operator.admission import (
     used,
 )
 from trainingjob_operator.nodes import NodeView, Placement, Taint, eligible
+from trainingjob_operator.vocabulary import Reason
 
 from tests.unit.operator.factories import NOW, at, exited, job, pod
 
@@ -63,26 +61,27 @@ def test_gang_is_admitted_only_when_every_worker_fits() -> None:
     result = plan([_c("big", 5, 8), _c("small", 2, 8)], NODES, _free(n0=8, n1=8, n2=8, n3=8))
     assert list(result.admit) == [("ns", "small")]
     assert [(w.key[1], w.reason, w.needed, w.free) for w in result.waiting] == [
-        ("big", WAITING_FOR_CAPACITY, 40, 32)]
+        ("big", Reason.WAITING_FOR_CAPACITY, 40, 32)]
 
 
 def test_no_node_fits_names_the_largest_node() -> None:
     result = plan([_c("huge", 1, 16)], NODES, _free(n0=8))
-    assert result.waiting[0].reason == NO_NODE_FITS and result.waiting[0].largest_node == 8
+    assert result.waiting[0].reason == Reason.NO_NODE_FITS and result.waiting[0].largest_node == 8
 
 
 def test_higher_priority_is_admitted_first() -> None:
     result = plan([_c("old", 1, 8, 0, "t0"), _c("urgent", 1, 8, 5, "t9")], NODES[:1],
                   _free(n0=8))
     assert list(result.admit) == [("ns", "urgent")]
-    assert _reasons(result) == {"old": WAITING_FOR_CAPACITY}
+    assert _reasons(result) == {"old": Reason.WAITING_FOR_CAPACITY}
 
 
 def test_a_waiting_higher_priority_job_holds_its_nodes_against_lower_priority() -> None:
     result = plan([_c("urgent", 1, 8, priority=5), _c("small", 1, 2, priority=0)],
                   NODES[:1], _free(n0=4))
     assert result.admit == {}
-    assert _reasons(result) == {"urgent": WAITING_FOR_CAPACITY, "small": BEHIND_HIGHER_PRIORITY}
+    assert _reasons(result) == {"urgent": Reason.WAITING_FOR_CAPACITY,
+                                "small": Reason.QUEUED_BEHIND_HIGHER_PRIORITY}
     assert "ns/urgent (priority 5) is ahead in the queue" in result.waiting[1].detail
 
 
@@ -93,7 +92,8 @@ def test_same_priority_may_backfill_until_the_backfill_window_passes() -> None:
     jobs[0] = _c("old", 1, 8, created="t0", waited=timedelta(minutes=11))
     late = plan(jobs, NODES[:1], _free(n0=4), NOW, WINDOW)
     assert late.admit == {}
-    assert _reasons(late) == {"old": WAITING_FOR_CAPACITY, "young": BEHIND_HIGHER_PRIORITY}
+    assert _reasons(late) == {"old": Reason.WAITING_FOR_CAPACITY,
+                              "young": Reason.QUEUED_BEHIND_HIGHER_PRIORITY}
     assert "waiting longer than the backfill window" in late.waiting[1].detail
 
 
@@ -109,7 +109,7 @@ def test_jobs_that_can_never_fit_hold_nothing() -> None:
     result = plan([_c("huge", 1, 16, priority=9), _c("wide", 5, 8, priority=8),
                    _c("small", 1, 1)], NODES, _free(n0=8, n1=8, n2=8, n3=8))
     assert list(result.admit) == [("ns", "small")]
-    assert _reasons(result) == {"huge": NO_NODE_FITS, "wide": WAITING_FOR_CAPACITY}
+    assert _reasons(result) == {"huge": Reason.NO_NODE_FITS, "wide": Reason.WAITING_FOR_CAPACITY}
 
 
 def test_a_job_too_big_for_the_nodes_that_are_ready_holds_nothing() -> None:
@@ -138,7 +138,7 @@ def test_selectors_and_taints_decide_which_nodes_count() -> None:
         ("ns", "j"): ["t"]}
     nowhere = plan([_c("j", 1, 1, placement=Placement(node_selector={"gpu": "h100"}))],
                    NODES, _free(n0=8))
-    assert nowhere.waiting[0].reason == NO_NODE_FITS
+    assert nowhere.waiting[0].reason == Reason.NO_NODE_FITS
     assert nowhere.waiting[0].detail == "no node matches nodeSelector {'gpu': 'h100'}"
 
 

@@ -15,10 +15,10 @@ from trainingjob_operator.lifecycle import (
     StopPod,
     decide,
 )
-from trainingjob_operator.models import Phase
 from trainingjob_operator.nodes import NodeView
 from trainingjob_operator.pods import PodView
 from trainingjob_operator.settings import Settings
+from trainingjob_operator.vocabulary import Phase, Reason
 
 from tests.unit.operator.factories import (
     NOW,
@@ -208,7 +208,8 @@ def test_history_is_bounded() -> None:
 
 def test_waiting_status_says_why_and_where_and_is_rewritten_only_when_due() -> None:
     j = job(at("Pending", reason="WaitingForCapacity"), workers=2, gpusPerWorker=8)
-    w = Waiting(("ns", "j"), "WaitingForCapacity", 16, 8, 8, position=3, namespace_position=1)
+    w = Waiting(("ns", "j"), Reason.WAITING_FOR_CAPACITY, 16, 8, 8, position=3,
+                namespace_position=1)
     status = lifecycle.waiting(j, w, NOW, S)
     assert status is not None and status.queue is not None
     assert status.message == ("waiting for capacity: needs 16 GPUs (2 workers x 8 "
@@ -217,11 +218,12 @@ def test_waiting_status_says_why_and_where_and_is_rewritten_only_when_due() -> N
     assert len(status.history) == len(j.status.history)  # not a transition
     again = j.model_copy(update={"status": status})
     assert lifecycle.waiting(again, w, NOW + timedelta(seconds=1), S) is None
-    moved = Waiting(("ns", "j"), "WaitingForCapacity", 16, 8, 8, position=2, namespace_position=1)
+    moved = Waiting(("ns", "j"), Reason.WAITING_FOR_CAPACITY, 16, 8, 8, position=2,
+                    namespace_position=1)
     assert lifecycle.waiting(again, moved, NOW + timedelta(seconds=1), S) is None  # refresh due
     later = lifecycle.waiting(again, moved, NOW + timedelta(seconds=S.queue_refresh_seconds), S)
     assert later is not None and later.queue is not None and later.queue.position == 2
-    held = Waiting(("ns", "j"), "QueuedBehindHigherPriority", 16, 16, 8, position=2,
+    held = Waiting(("ns", "j"), Reason.QUEUED_BEHIND_HIGHER_PRIORITY, 16, 16, 8, position=2,
                    detail="ns/vip (priority 5) is ahead in the queue and waits for the same nodes")
     now_held = lifecycle.waiting(again, held, NOW + timedelta(seconds=1), S)  # reason: at once
     assert now_held is not None and now_held.reason == "QueuedBehindHigherPriority"
@@ -234,11 +236,11 @@ def test_waiting_status_says_why_and_where_and_is_rewritten_only_when_due() -> N
 
 def test_no_node_fits_message() -> None:
     j = job(at("Pending"), gpusPerWorker=16)
-    status = lifecycle.waiting(j, Waiting(("ns", "j"), "NoNodeFits", 16, 32, 8), NOW, S)
+    status = lifecycle.waiting(j, Waiting(("ns", "j"), Reason.NO_NODE_FITS, 16, 32, 8), NOW, S)
     assert status is not None and status.reason == "NoNodeFits"
     assert "no node can hold one worker: each needs 16 nvidia.com/gpu, the largest node has 8" \
         in (status.message or "")
-    nowhere = lifecycle.waiting(j, Waiting(("ns", "j"), "NoNodeFits", 16, 0, 0,
+    nowhere = lifecycle.waiting(j, Waiting(("ns", "j"), Reason.NO_NODE_FITS, 16, 0, 0,
                                            detail="no node matches nodeSelector {'a': 'b'}"),
                                 NOW, S)
     assert nowhere is not None and nowhere.message == (

@@ -9,9 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from trainingjob_operator import lifecycle
 from trainingjob_operator.lifecycle import EDGES, CreatePod
-from trainingjob_operator.models import Phase, TrainingJob
+from trainingjob_operator.models import TrainingJob
 from trainingjob_operator.pods import PodView
 from trainingjob_operator.settings import Settings
+from trainingjob_operator.vocabulary import Phase
 
 from tests.unit.operator.factories import NOW, container, job, pod
 

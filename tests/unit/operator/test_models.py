@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from trainingjob_operator.models import Phase, TrainingJob, Unreadable, read_job
+from trainingjob_operator.models import TrainingJob, Unreadable, read_job
+from trainingjob_operator.vocabulary import Phase
 
 
 def test_read_job_parses_camel_case_and_defaults() -> None:

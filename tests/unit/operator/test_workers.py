@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from trainingjob_operator.models import Phase
 from trainingjob_operator.settings import Settings
+from trainingjob_operator.vocabulary import Phase
 from trainingjob_operator.workers import WorkerState, classify, failure
 
 from tests.unit.operator.factories import NOW, at, container, exited, job, pod, waiting

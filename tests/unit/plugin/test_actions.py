@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from trainingjob_operator.models import Phase
 from trainingjob_operator.plugin.actions import (
     STOP_PATCH,
     logs_argv,
@@ -19,6 +18,7 @@ from trainingjob_operator.plugin.actions import (
 )
 from trainingjob_operator.plugin.errors import EXIT_FAILED, EXIT_USAGE
 from trainingjob_operator.plugin.summary import worker_pods
+from trainingjob_operator.vocabulary import Phase
 
 from tests.unit.plugin.jobs import completed, job, pending, pod, running
 

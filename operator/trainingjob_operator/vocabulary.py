@@ -1,0 +1,128 @@
+"""Pure: every word of the TrainingJob API that more than one module says, spelled once.
+
+The resource names, the phases and the sets of them, the reasons a status or an Event can
+carry, the condition types, the labels on worker pods and the names of the objects a job owns.
+The operator, the CRD builder and the kubectl plugin all import them from here, so a new
+reason or label is one line in one place.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+GROUP = "training.dev"
+VERSION = "v1alpha1"
+PLURAL = "trainingjobs"
+KIND = "TrainingJob"
+SHORT_NAME = "tj"
+API_VERSION = f"{GROUP}/{VERSION}"
+# Who writes: Events' source, the managed-by label, the lease's default name.
+COMPONENT = "trainingjob-operator"
+
+Key = tuple[str, str]  # (namespace, name) of a TrainingJob
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    CREATED = "Created"
+    DEPLOYING = "Deploying"
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    DEPLOY_FAILED = "DeployFailed"
+    FAILED = "Failed"
+    STOPPED = "Stopped"
+
+    @property
+    def active(self) -> bool:
+        return self in ACTIVE
+
+    @property
+    def terminal(self) -> bool:
+        return not self.active
+
+
+ACTIVE = frozenset({Phase.PENDING, Phase.CREATED, Phase.DEPLOYING, Phase.RUNNING})
+TERMINAL = frozenset(Phase) - ACTIVE
+# Phases whose job holds capacity (a reservation or pods).
+ADMITTED = frozenset({Phase.CREATED, Phase.DEPLOYING, Phase.RUNNING})
+# Phases that went wrong: a Warning Event, and the Failed and Stalled conditions.
+FAILED_PHASES = frozenset({Phase.DEPLOY_FAILED, Phase.FAILED})
+
+
+class Reason(StrEnum):
+    """Why a job is in its phase: status.reason, the history's and the Events' reason."""
+
+    # Pending
+    WAITING_FOR_CAPACITY = "WaitingForCapacity"
+    NO_NODE_FITS = "NoNodeFits"
+    QUEUED_BEHIND_HIGHER_PRIORITY = "QueuedBehindHigherPriority"
+    WORKER_LOST = "WorkerLost"  # Pending again (a retry), or Failed when retries are used up
+    # Created, Deploying, Running, Completed
+    ADMITTED = "Admitted"
+    CREATING_WORKERS = "CreatingWorkers"
+    WORKERS_RUNNING = "WorkersRunning"
+    SUCCEEDED = "Succeeded"
+    # DeployFailed
+    INVALID_SPEC = "InvalidSpec"
+    QUEUE_TIMEOUT = "QueueTimeout"
+    DEPLOY_TIMEOUT = "DeployTimeout"
+    UNSCHEDULABLE = "Unschedulable"
+    POD_REJECTED = "PodRejected"
+    SETUP_FAILED = "SetupFailed"
+    INVALID_IMAGE_NAME = "InvalidImageName"
+    IMAGE_PULL_FAILED = "ImagePullFailed"
+    CONTAINER_CONFIG_ERROR = "ContainerConfigError"
+    # Failed
+    ERROR = "Error"
+    OOM_KILLED = "OOMKilled"
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+    # Stopped
+    STOPPED_BY_USER = "StoppedByUser"
+    # Shown by the plugin for an object it cannot parse; never written by the operator.
+    UNREADABLE = "Unreadable"
+
+
+# Which spec.timeouts limit ended a job with this reason (the timeouts metric's label).
+TIMEOUT_OF: dict[str, str] = {Reason.QUEUE_TIMEOUT: "queue", Reason.DEPLOY_TIMEOUT: "deploy",
+              Reason.UNSCHEDULABLE: "deploy", Reason.DEADLINE_EXCEEDED: "run"}
+
+
+class ConditionType(StrEnum):
+    ADMITTED = "Admitted"
+    RUNNING = "Running"
+    FINISHED = "Finished"
+    COMPLETE = "Complete"
+    FAILED = "Failed"
+    # The "abnormal-true" pair kstatus (Flux, cli-utils) reads: an active job is still in
+    # progress, a failed one will not progress any more.
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
+
+
+class EventType(StrEnum):
+    NORMAL = "Normal"
+    WARNING = "Warning"
+
+
+# Labels on every worker pod (and the Service): which job, which worker, which attempt.
+JOB_LABEL = f"{GROUP}/job-name"
+INDEX_LABEL = f"{GROUP}/worker-index"
+ATTEMPT_LABEL = f"{GROUP}/attempt"
+MANAGED_BY = {"app.kubernetes.io/managed-by": COMPONENT}
+MAIN_CONTAINER = "trainer"
+SETUP_CONTAINER = "setup"
+DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
+
+
+def pod_name(job: str, index: int) -> str:
+    return f"{job}-worker-{index}"
+
+
+def service_name(job: str) -> str:
+    """The headless Service that gives every worker a DNS name."""
+    return f"{job}-workers"
+
+
+def master_addr(job: str, namespace: str) -> str:
+    """Worker 0's DNS name, where the others meet it (MASTER_ADDR)."""
+    return f"{pod_name(job, 0)}.{service_name(job)}.{namespace}.svc"
