@@ -18,7 +18,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from trainingjob_operator import admission, lifecycle
+from trainingjob_operator import queue, waiting
 from trainingjob_operator.models import TrainingJob
 from trainingjob_operator.nodes import NodeView
 from trainingjob_operator.settings import Settings
@@ -107,12 +107,11 @@ def queue_pass(jobs: int, nodes: int, repeat: int = 5) -> None:
     plans, explains = [], []
     for _ in range(repeat):
         started = time.perf_counter()
-        plan = admission.plan([admission.candidate(k, j) for k, j in pending.items()], views,
-                              free, now, timedelta(minutes=10))
+        plan = queue.plan([queue.candidate(k, j) for k, j in pending.items()], views,
+                          free, now, timedelta(minutes=10))
         plans.append(time.perf_counter() - started)
         started = time.perf_counter()
-        for w in plan.waiting:
-            lifecycle.waiting(pending[w.key], w, now, settings)
+        waiting.queue_writes(pending, plan.waiting, now, settings)
         explains.append(time.perf_counter() - started)
     print(f"queue pass: {jobs} Pending jobs on {nodes} nodes: plan median "
           f"{statistics.median(plans) * 1000:.0f} ms, waiting statuses median "

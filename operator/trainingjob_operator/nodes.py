@@ -1,5 +1,8 @@
 """Pure: the slice of a Node the operator reads, which workers may run on it, and when it is lost.
 
+A job is judged on a snapshot of its nodes (`snapshot`), taken by the shell from the node
+index and from `NodeMemory`: what the index alone cannot say about nodes that left it.
+
 Placement follows the scheduler's own rules for the parts a TrainingJob sets: nodeSelector,
 required node affinity and taints (NoSchedule/NoExecute must be tolerated). A gang is admitted
 only onto nodes its workers can actually be scheduled on, so a reservation never pins a pod to
@@ -8,13 +11,15 @@ a node the scheduler would refuse.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from trainingjob_operator.pods import whole_units
-from trainingjob_operator.timeutil import parse_time
+from trainingjob_operator.models import TrainingJob
+from trainingjob_operator.pods import PodView, whole_units
+from trainingjob_operator.timeutil import format_time, parse_time
+from trainingjob_operator.vocabulary import ADMITTED
 
 # Taints the node controller sets itself; a node carrying one is closed to new work.
 NODE_CONTROLLER_TAINTS = "node.kubernetes.io/"
@@ -152,3 +157,67 @@ def node_lost(name: str, node: NodeView | None, now: datetime,
         return (f"node {name} has been NotReady for {int((now - since).total_seconds())}s",
                 None)
     return None, since + grace
+
+
+# A node the job uses: None when it is known to be deleted.
+Snapshot = Mapping[str, NodeView | None]
+
+
+@dataclass(frozen=True)
+class NodeMemory:
+    """Nodes seen DELETED (lost at once), and nodes missing from the index without a DELETED
+    event (e.g. removed while the operator was down) with when first missed: those count as
+    NotReady since then, so a watch that is a moment behind never fails a gang."""
+
+    deleted: frozenset[str] = frozenset()
+    missing: Mapping[str, str] = field(default_factory=dict)  # name -> first missed (RFC 3339)
+
+    def node_deleted(self, name: str) -> NodeMemory:
+        return NodeMemory(self.deleted | {name}, self.missing)
+
+
+def job_nodes(job: TrainingJob, pods: Iterable[PodView]) -> set[str]:
+    """The nodes a job's fate depends on: its live pods', and its reservation's."""
+    names = {p.node_name for p in pods if p.node_name and not p.finished}
+    if job.status.phase in ADMITTED and job.status.reservation:
+        names.update(job.status.reservation.nodes)
+    return names
+
+
+def snapshot(memory: NodeMemory, names: Collection[str], index: Mapping[str, NodeView],
+             now: datetime) -> tuple[dict[str, NodeView | None], NodeMemory]:
+    """The named nodes as far as anyone can tell, and the memory updated: a node back in the
+    index is forgotten; one missing without a DELETED event is NotReady since first missed."""
+    out: dict[str, NodeView | None] = {}
+    deleted, missing = set(memory.deleted), dict(memory.missing)
+    for name in names:
+        view = index.get(name)
+        if view is not None:
+            deleted.discard(name)
+            missing.pop(name, None)
+            out[name] = view
+        elif name in deleted:
+            out[name] = None
+        else:
+            since = missing.setdefault(name, format_time(now))
+            out[name] = NodeView(name, {}, False, ready=False, ready_since=since)
+    if deleted == memory.deleted and missing == memory.missing:
+        return out, memory
+    return out, NodeMemory(frozenset(deleted), missing)
+
+
+def lost_nodes(names: Iterable[str], nodes: Snapshot, now: datetime,
+               grace: timedelta) -> tuple[dict[str, str], datetime | None]:
+    """Which of the named nodes count as lost, with why; and when the next NotReady one
+    will count, for the sweep. A name the snapshot lacks is not judged."""
+    lost: dict[str, str] = {}
+    recheck: datetime | None = None
+    for name in sorted(names):
+        if name not in nodes:
+            continue
+        why, when = node_lost(name, nodes[name], now, grace)
+        if why:
+            lost[name] = why
+        if when is not None and (recheck is None or when < recheck):
+            recheck = when
+    return lost, recheck

@@ -7,6 +7,7 @@ code and signal, and what to change.
 from __future__ import annotations
 
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -177,3 +178,34 @@ def lost_worker(job: TrainingJob, w: Worker) -> Verdict:
     return Verdict(Phase.FAILED, Reason.WORKER_LOST,
                    f"{_who(w)} was lost ({w.detail}) and spec.retries.limit={limit} restarts are "
                    "used up")
+
+
+def _problem(w: Worker) -> str:
+    """The last thing known to hold a worker back, for the deploy-timeout message."""
+    who = _who(w)
+    if w.state is WorkerState.MISSING or w.pod is None:
+        return f"{who} was never created"
+    if w.state is WorkerState.UNSCHEDULABLE:
+        return f"{who} could not be scheduled: {w.detail}"
+    if not w.pod.node_name:
+        return f"{who} is not scheduled yet"
+    c = w.container or next(
+        (c for c in (*w.pod.init_containers, *w.pod.containers) if c.state != "terminated"), None)
+    if c is None:
+        return f"{who} is {w.state.value.lower()}"
+    what = "setup container" if c in w.pod.init_containers else "container"
+    detail = f"{c.reason}: {c.message}" if c.reason and c.message else (c.reason or "starting")
+    return f"{who}: {what} {c.name} is {c.state or 'waiting'} ({detail})"
+
+
+def deploy_timeout(job: TrainingJob, workers: Sequence[Worker]) -> Verdict:
+    """spec.timeouts.deploySeconds is over: name the first worker that holds the gang back."""
+    limit = job.spec.timeouts.deploy_seconds
+    unschedulable = [w for w in workers if w.state is WorkerState.UNSCHEDULABLE]
+    slow = unschedulable or [w for w in workers
+                             if w.state not in (WorkerState.RUNNING, WorkerState.SUCCEEDED)]
+    reason = Reason.UNSCHEDULABLE if unschedulable else Reason.DEPLOY_TIMEOUT
+    what = _problem(slow[0]) if slow else "workers did not start"
+    return Verdict(Phase.DEPLOY_FAILED, reason,
+                   f"not every worker was running within spec.timeouts.deploySeconds={limit}s; "
+                   f"{what}")

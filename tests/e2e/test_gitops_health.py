@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 import yaml
-from trainingjob_operator import lifecycle
 from trainingjob_operator.models import TrainingJob
+from trainingjob_operator.status import dump_status, unreadable_status
 from trainingjob_operator.vocabulary import Phase
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -174,11 +174,13 @@ def test_argocd_edge_cases(tjcheck: Path) -> None:
 
 def test_unreadable_job_status(tjcheck: Path) -> None:
     """The status the operator writes for a job its models cannot parse
-    (lifecycle.unreadable) reads as failed everywhere: it carries Stalled=True and
+    (status.unreadable_status) reads as failed everywhere: it carries Stalled=True and
     observedGeneration like any DeployFailed job."""
-    status, _ = lifecycle.unreadable("spec.workers: Input should be a valid integer",
-                                     datetime(2026, 1, 1, tzinfo=UTC), 1)
-    obj = _with_status(fixture("NoStatus"), **status)
+    written = unreadable_status("spec.workers: Input should be a valid integer",
+                                datetime(2026, 1, 1, tzinfo=UTC), 1)
+    # As stored: the merge patch's nulls remove fields rather than store them.
+    stored = {k: v for k, v in dump_status(written).items() if v is not None}
+    obj = _with_status(fixture("NoStatus"), **stored)
     assert argocd(tjcheck, obj)["status"] == "Degraded"
     assert flux(tjcheck, obj)["status"] == "Failed"
     assert kstatus(tjcheck, obj)["status"] == "Failed"

@@ -1,24 +1,17 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from trainingjob_operator import lifecycle
-from trainingjob_operator.admission import Waiting
-from trainingjob_operator.lifecycle import (
-    EDGES,
-    CreatePod,
-    CreateService,
-    DeletePod,
-    StopPod,
-    decide,
-)
-from trainingjob_operator.nodes import NodeView
+from trainingjob_operator.decision import CreatePod, CreateService, Decision, DeletePod, StopPod
+from trainingjob_operator.lifecycle import EDGES, decide
+from trainingjob_operator.models import TrainingJob, Unreadable, read_job
+from trainingjob_operator.nodes import NodeView, Snapshot, job_nodes
 from trainingjob_operator.pods import PodView
 from trainingjob_operator.settings import Settings
-from trainingjob_operator.vocabulary import Phase, Reason
+from trainingjob_operator.vocabulary import Phase
 
 from tests.unit.operator.factories import (
     NOW,
@@ -35,7 +28,7 @@ from tests.unit.operator.factories import (
 S = Settings()
 
 
-def _phase(d: lifecycle.Decision) -> Phase | None:
+def _phase(d: Decision) -> Phase | None:
     return d.status.phase if d.status else None
 
 
@@ -56,23 +49,13 @@ def test_new_job_with_a_spec_the_schema_cannot_check_fails_with_invalid_spec() -
     assert "spec.template.spec.containers is set by the operator" in (d.status.message or "")
 
 
-@pytest.mark.parametrize(("spec", "says"), [
-    ({"gpuResource": "gpu"}, "spec.gpuResource 'gpu' is not an extended resource name"),
-    ({"resources": {"limits": {"nvidia.com/gpu": 2}}}, "request GPUs with spec.gpusPerWorker"),
-])
-def test_invalid_spec_messages_name_the_field_and_the_fix(spec: dict[str, Any],
-                                                          says: str) -> None:
-    assert says in (lifecycle.invalid_spec(job(**spec)) or "")
-
-
-def test_too_long_name_is_invalid() -> None:
-    j = job().model_copy(update={"metadata": job().metadata.model_copy(update={"name": "x" * 60})})
-    assert "shorten the TrainingJob's name" in (lifecycle.invalid_spec(j) or "")
-
-
 def test_admit_records_the_reservation_before_any_pod() -> None:
-    status = lifecycle.admit(job(at("Pending")), ["n1", "n0"], NOW, S)
-    assert status.phase is Phase.CREATED and status.reservation is not None
+    d = lifecycle.admit(job(at("Pending"), workers=2), ["n1", "n0"], NOW, S)
+    status = d.status
+    assert status is not None and status.phase is Phase.CREATED
+    assert status.reservation is not None and d.actions == ()
+    assert d.event is not None and (d.event.type, d.event.reason) == ("Normal", "Admitted")
+    assert d.event.message == "admitted: 2 GPUs reserved on n0, n1" and not d.wakes_queue
     assert status.reservation.nodes == ["n1", "n0"] and status.reservation.attempt == 1
     assert {c.type: c.status for c in status.conditions}["Admitted"] == "True"
 
@@ -206,48 +189,6 @@ def test_history_is_bounded() -> None:
     assert d.status.history[-1].phase is Phase.COMPLETED
 
 
-def test_waiting_status_says_why_and_where_and_is_rewritten_only_when_due() -> None:
-    j = job(at("Pending", reason="WaitingForCapacity"), workers=2, gpusPerWorker=8)
-    w = Waiting(("ns", "j"), Reason.WAITING_FOR_CAPACITY, 16, 8, 8, position=3,
-                namespace_position=1)
-    status = lifecycle.waiting(j, w, NOW, S)
-    assert status is not None and status.queue is not None
-    assert status.message == ("waiting for capacity: needs 16 GPUs (2 workers x 8 "
-                              "nvidia.com/gpu), 8 free on the nodes it may use")
-    assert (status.queue.position, status.queue.namespace_position) == (3, 1)
-    assert len(status.history) == len(j.status.history)  # not a transition
-    again = j.model_copy(update={"status": status})
-    assert lifecycle.waiting(again, w, NOW + timedelta(seconds=1), S) is None
-    moved = Waiting(("ns", "j"), Reason.WAITING_FOR_CAPACITY, 16, 8, 8, position=2,
-                    namespace_position=1)
-    assert lifecycle.waiting(again, moved, NOW + timedelta(seconds=1), S) is None  # refresh due
-    later = lifecycle.waiting(again, moved, NOW + timedelta(seconds=S.queue_refresh_seconds), S)
-    assert later is not None and later.queue is not None and later.queue.position == 2
-    held = Waiting(("ns", "j"), Reason.QUEUED_BEHIND_HIGHER_PRIORITY, 16, 16, 8, position=2,
-                   detail="ns/vip (priority 5) is ahead in the queue and waits for the same nodes")
-    now_held = lifecycle.waiting(again, held, NOW + timedelta(seconds=1), S)  # reason: at once
-    assert now_held is not None and now_held.reason == "QueuedBehindHigherPriority"
-    assert now_held.message == ("queued: needs 16 GPUs (2 workers x 8 nvidia.com/gpu), 16 free, "
-                                "but ns/vip (priority 5) is ahead in the queue and waits for the "
-                                "same nodes")
-    admitted = {c.type: c.status for c in now_held.conditions}["Admitted"]
-    assert admitted == "False"
-
-
-def test_no_node_fits_message() -> None:
-    j = job(at("Pending"), gpusPerWorker=16)
-    status = lifecycle.waiting(j, Waiting(("ns", "j"), Reason.NO_NODE_FITS, 16, 32, 8), NOW, S)
-    assert status is not None and status.reason == "NoNodeFits"
-    assert "no node can hold one worker: each needs 16 nvidia.com/gpu, the largest node has 8" \
-        in (status.message or "")
-    nowhere = lifecycle.waiting(j, Waiting(("ns", "j"), Reason.NO_NODE_FITS, 16, 0, 0,
-                                           detail="no node matches nodeSelector {'a': 'b'}"),
-                                NOW, S)
-    assert nowhere is not None and nowhere.message == (
-        "no node can hold one worker: no node matches nodeSelector {'a': 'b'}; fix the node "
-        "constraints in spec.template.spec or add such nodes")
-
-
 def test_queue_timeout_ends_a_pending_job_and_the_sweep_knows_when() -> None:
     j = job(at("Pending", message="waiting for capacity: needs 8 GPUs"),
             timeouts={"queueSeconds": 90})
@@ -289,9 +230,10 @@ def test_run_deadline_counts_only_this_attempts_time_running() -> None:
     assert d.event is None and d.recheck_at == NOW + timedelta(seconds=60)
 
 
-def _nodes(**views: NodeView | None) -> Callable[[str], NodeView | None]:
-    healthy = NodeView("n0", {"nvidia.com/gpu": 8}, True)
-    return lambda name: views.get(name, healthy)
+def _nodes(j: TrainingJob, pods: Sequence[PodView], **views: NodeView | None) -> Snapshot:
+    """The job's nodes as the shell would pass them: healthy unless named."""
+    return {n: views.get(n, NodeView(n, {"nvidia.com/gpu": 8}, True))
+            for n in job_nodes(j, pods)}
 
 
 def _down(seconds: int) -> NodeView:
@@ -302,7 +244,7 @@ def _down(seconds: int) -> NodeView:
 def test_worker_on_a_deleted_node_is_lost_and_its_pods_are_force_deleted() -> None:
     j = job(at("Running"), workers=2)
     pods = [running(0), pod(1, node="n1")]
-    d = decide(j, pods, NOW, S, _nodes(n1=None))
+    d = decide(j, pods, NOW, S, _nodes(j, pods, n1=None))
     assert d.status is not None and (d.status.phase, d.status.reason, d.status.attempt) == (
         Phase.PENDING, "WorkerLost", 2)
     assert "node n1 was deleted" in (d.status.message or "")
@@ -314,38 +256,39 @@ def test_not_ready_node_counts_as_lost_only_after_its_grace() -> None:
     j = job(at("Running"), workers=2)
     pods = [running(0), pod(1, node="n1")]
     settings = Settings(node_lost_grace_seconds=60)
-    within = decide(j, pods, NOW, settings, _nodes(n1=_down(20)))
+    within = decide(j, pods, NOW, settings, _nodes(j, pods, n1=_down(20)))
     assert within.event is None and within.recheck_at == NOW + timedelta(seconds=40)
-    past = decide(j, pods, NOW, settings, _nodes(n1=_down(61)))
+    past = decide(j, pods, NOW, settings, _nodes(j, pods, n1=_down(61)))
     assert past.status is not None and past.status.reason == "WorkerLost"
     assert "node n1 has been NotReady for 61s" in (past.status.message or "")
 
 
 def test_node_lost_after_the_retry_limit_fails_the_job() -> None:
     j = job(at("Running", attempt=3), retries={"limit": 2})
-    d = decide(j, [pod(0, attempt=3, node="n1")], NOW, S, _nodes(n1=None))
+    pods = [pod(0, attempt=3, node="n1")]
+    d = decide(j, pods, NOW, S, _nodes(j, pods, n1=None))
     assert d.status is not None and (d.status.phase, d.status.reason) == (Phase.FAILED,
                                                                           "WorkerLost")
     assert "spec.retries.limit=2 restarts are used up" in (d.status.message or "")
 
 
 def test_a_finished_worker_on_a_lost_node_is_not_lost() -> None:
-    d = decide(job(at("Running"), workers=2), [exited(0), running(1)], NOW, S,
-               _nodes(n0=None, n1=None))
+    j, pods = job(at("Running"), workers=2), [exited(0), running(1)]
+    d = decide(j, pods, NOW, S, _nodes(j, pods, n0=None, n1=None))
     # worker 1 runs on n0 too (the factory's default node): lost; worker 0 had finished.
     assert d.status is not None and "worker 1" in (d.status.message or "")
 
 
 def test_created_job_whose_reserved_node_is_lost_goes_back_to_the_queue() -> None:
     j = job(at("Created"), workers=1)  # reserved on n0..n3 by the factory; worker 0 -> n0
-    d = decide(j, [], NOW, S, _nodes(n0=None))
+    d = decide(j, [], NOW, S, _nodes(j, [], n0=None))
     assert d.status is not None and (d.status.phase, d.status.attempt) == (Phase.PENDING, 2)
 
 
 def test_stale_pods_on_a_lost_node_are_force_deleted_before_the_next_attempt() -> None:
     j = job(at("Created", attempt=2))
     stale = pod(0, attempt=1, node="n1", deleted=True)
-    d = decide(j, [stale], NOW, S, _nodes(n1=None))
+    d = decide(j, [stale], NOW, S, _nodes(j, [stale], n1=None))
     assert d.actions == (DeletePod("j-worker-0", 0),) and d.recheck_at is not None
 
 
@@ -353,6 +296,15 @@ def test_pod_rejected() -> None:
     d = lifecycle.pod_rejected(job(at("Created")), 0, "exceeded quota", NOW, S)
     assert d.status is not None and (d.status.phase, d.status.reason) == (
         Phase.DEPLOY_FAILED, "PodRejected")
+    assert d.status.reservation is None and d.wakes_queue
+
+
+def test_transitions_that_free_or_ask_for_gpus_wake_the_queue() -> None:
+    assert decide(job(), [], NOW, S).wakes_queue  # new: Pending
+    assert not decide(job(at("Created")), [], NOW, S).wakes_queue  # Deploying holds its GPUs
+    assert decide(job(at("Running"), workers=1), [exited(0)], NOW, S).wakes_queue
+    assert decide(job(at("Completed"), workers=1), [pod(0, deleted=False, phase="Pending",
+                                                        containers=[])], NOW, S).wakes_queue
 
 
 def test_edges_are_exactly_the_design_table() -> None:
@@ -366,15 +318,26 @@ def test_edges_are_exactly_the_design_table() -> None:
     assert not any(a is not None and a.terminal for a, _ in EDGES)
 
 
-def test_unreadable_job_gets_a_terminal_invalid_spec_status() -> None:
-    status, message = lifecycle.unreadable("spec.workers: not an int", NOW, 3)
-    assert status["observedGeneration"] == 3
-    conditions = {c["type"]: c["status"] for c in status["conditions"]}  # type: ignore[attr-defined]
-    assert conditions["Stalled"] == "True"
-    assert status["phase"] == "DeployFailed" and status["reason"] == "InvalidSpec"
-    assert message.startswith("the spec cannot be read: spec.workers: not an int")
-    assert status["history"] == [{"phase": "DeployFailed", "reason": "InvalidSpec",
-                                  "message": message, "time": "2026-01-01T12:00:00Z"}]
+def _unreadable(status: dict[str, object] | None = None) -> Unreadable:
+    found = read_job({"metadata": {"name": "j", "namespace": "ns", "generation": 3},
+                      "spec": {"image": "i", "workers": "many"}, "status": status or {}})
+    assert isinstance(found, Unreadable)
+    return found
+
+
+def test_unreadable_job_gets_a_terminal_invalid_spec_status_once() -> None:
+    d = lifecycle.unreadable(_unreadable(), NOW)
+    status = d.status
+    assert status is not None and status.observed_generation == 3
+    assert {c.type: c.status for c in status.conditions}["Stalled"] == "True"
+    assert (status.phase, status.reason) == (Phase.DEPLOY_FAILED, "InvalidSpec")
+    message = status.message or ""
+    assert message.startswith("the spec cannot be read: spec.workers: ")
+    assert [(h.phase, h.reason, h.message, h.time) for h in status.history] == [
+        (Phase.DEPLOY_FAILED, "InvalidSpec", message, "2026-01-01T12:00:00Z")]
+    assert d.event is not None and (d.event.type, d.event.reason, d.event.message) == (
+        "Warning", "InvalidSpec", message)
+    assert lifecycle.unreadable(_unreadable({"phase": "DeployFailed"}), NOW) == Decision()
 
 
 @pytest.mark.parametrize(("before", "worker", "phase", "reconciling", "stalled"), [
@@ -441,7 +404,7 @@ def test_completed_with_pods_not_yet_marked_by_the_kubelet_leaves_them() -> None
 def test_a_stopped_workers_pod_on_a_lost_node_is_force_deleted() -> None:
     j = job(at("Stopped"), workers=3)
     pods = [running(0, deadline=1), pod(1, node="n1", deadline=1), pod(2, deleted=True)]
-    d = decide(j, pods, NOW, S, _nodes(n1=None))
+    d = decide(j, pods, NOW, S, _nodes(j, pods, n1=None))
     assert d.actions == (DeletePod("j-worker-1", 0),)  # no kubelet there to act on it
 
 
@@ -460,9 +423,3 @@ def test_a_retry_still_deletes_every_pod() -> None:
                [exited(0, phase="Running"), running(1), pod(2, deleted=True)], NOW, S)
     assert d.status is not None and d.status.phase is Phase.PENDING
     assert d.actions == (DeletePod("j-worker-0", 60), DeletePod("j-worker-1", 60))
-
-
-def test_template_may_not_set_the_active_deadline_the_operator_stops_workers_with() -> None:
-    problem = lifecycle.invalid_spec(job(template={"spec": {"activeDeadlineSeconds": 600}}))
-    assert problem == ("spec.template.spec.activeDeadlineSeconds is set by the operator; use "
-                       "spec.timeouts.runSeconds instead")

@@ -8,7 +8,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from trainingjob_operator import lifecycle
-from trainingjob_operator.lifecycle import EDGES, CreatePod
+from trainingjob_operator.decision import CreatePod
+from trainingjob_operator.lifecycle import EDGES
 from trainingjob_operator.models import TrainingJob
 from trainingjob_operator.pods import PodView
 from trainingjob_operator.settings import Settings
@@ -63,8 +64,7 @@ def test_no_observation_sequence_breaks_the_lifecycle(workers: int, limit: int,
         pods = [p for i in range(workers)
                 if (p := data.draw(worker_pod(i, attempt))) is not None]
         if before.phase is Phase.PENDING and admit_roll == 0 and not j.spec.stop:
-            new = lifecycle.admit(j, ["n0"] * workers, now, S)
-            decision = lifecycle.Decision(new)
+            decision = lifecycle.admit(j, ["n0"] * workers, now, S)
         else:
             decision = lifecycle.decide(j, pods, now, S)
         if before.phase is not None and before.phase.terminal:

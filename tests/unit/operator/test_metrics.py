@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from trainingjob_operator import lifecycle
+from trainingjob_operator.decision import Decision
 from trainingjob_operator.lifecycle import decide
 from trainingjob_operator.metrics import Metrics
 from trainingjob_operator.models import TrainingJob
@@ -13,7 +14,7 @@ from tests.unit.operator.factories import NOW, at, job, pod, running
 S = Settings()
 
 
-def _after(j: TrainingJob, m: Metrics, d: lifecycle.Decision) -> None:
+def _after(j: TrainingJob, m: Metrics, d: Decision) -> None:
     assert d.status is not None
     m.transition(j.status, d.status, NOW)
 
@@ -21,7 +22,7 @@ def _after(j: TrainingJob, m: Metrics, d: lifecycle.Decision) -> None:
 def test_transitions_feed_admissions_queue_wait_deploy_time_retries_and_timeouts() -> None:
     m = Metrics()
     pending = job(at("Pending"))  # Pending since T0 = NOW - 60s
-    m.transition(pending.status, lifecycle.admit(pending, ["n0"], NOW, S), NOW)
+    _after(pending, m, lifecycle.admit(pending, ["n0"], NOW, S))
     assert m.registry.get_sample_value("trainingjob_admissions_total") == 1
     assert m.registry.get_sample_value("trainingjob_queue_wait_seconds_sum") == 60
     deploying = job(at("Deploying", history=[{"phase": "Created", "reason": "Admitted",

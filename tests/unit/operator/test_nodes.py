@@ -2,9 +2,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from trainingjob_operator.nodes import NodeView, Placement, Taint, eligible, node_lost, parse_node
+from trainingjob_operator.nodes import (
+    NodeMemory,
+    NodeView,
+    Placement,
+    Taint,
+    eligible,
+    job_nodes,
+    lost_nodes,
+    node_lost,
+    parse_node,
+    snapshot,
+)
 
-from tests.unit.operator.factories import NOW
+from tests.unit.operator.factories import NOW, at, exited, job, pod
 
 R = "nvidia.com/gpu"
 READY = {"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T10:00:00Z"}
@@ -87,3 +98,38 @@ def test_a_node_counts_as_lost_when_deleted_or_not_ready_past_the_grace() -> Non
     assert node_lost("n", down, NOW, grace) == (None, down_since + grace)
     assert node_lost("n", down, NOW + timedelta(seconds=45), grace) == (
         "node n has been NotReady for 65s", None)
+
+
+def test_snapshot_reads_the_index_then_the_memory_of_deleted_and_missing_nodes() -> None:
+    here = NodeView("here", {"nvidia.com/gpu": 8}, True)
+    memory = NodeMemory().node_deleted("gone")
+    snap, memory = snapshot(memory, ["here", "gone", "vanished"], {"here": here}, NOW)
+    assert snap["here"] == here and snap["gone"] is None
+    vanished = snap["vanished"]  # left the index without a DELETED event: NotReady from now
+    assert vanished is not None and not vanished.ready and vanished.ready_since == \
+        "2026-01-01T12:00:00Z"
+    later = NOW + timedelta(seconds=30)
+    snap, memory = snapshot(memory, ["vanished"], {}, later)
+    assert snap["vanished"] is not None and snap["vanished"].ready_since == \
+        "2026-01-01T12:00:00Z"  # still counted from when it was first missed
+    back = NodeView("vanished", {}, True)
+    snap, memory = snapshot(memory, ["vanished", "gone"], {"vanished": back, "gone": here}, later)
+    assert memory == NodeMemory()  # both back in the index: forgotten
+    same = NodeMemory()
+    assert snapshot(same, ["here"], {"here": here}, NOW)[1] is same  # unchanged: no copy
+
+
+def test_lost_nodes_judges_only_the_snapshot_and_says_when_to_look_again() -> None:
+    grace = timedelta(seconds=60)
+    down = NodeView("slow", {}, False, ready=False, ready_since="2026-01-01T11:59:30Z")
+    lost, recheck = lost_nodes(["gone", "slow", "unknown"], {"gone": None, "slow": down}, NOW,
+                               grace)
+    assert lost == {"gone": "node gone was deleted"}
+    assert recheck == NOW + timedelta(seconds=30)
+
+
+def test_job_nodes_are_its_live_pods_and_its_reservation() -> None:
+    j = job(at("Deploying", reservation={"attempt": 1, "nodes": ["r0", "r1"]}), workers=2)
+    assert job_nodes(j, [pod(0, node="p0"), exited(1, phase="Succeeded")]) == {"p0", "r0", "r1"}
+    assert job_nodes(job(at("Completed", reservation={"attempt": 1, "nodes": ["r0"]})),
+                     []) == set()

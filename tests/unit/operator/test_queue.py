@@ -4,18 +4,11 @@ from datetime import timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from trainingjob_operator.admission import (
-    Candidate,
-    candidate,
-    free,
-    place,
-    plan,
-    used,
-)
 from trainingjob_operator.nodes import NodeView, Placement, Taint, eligible
+from trainingjob_operator.queue import Candidate, candidate, plan
 from trainingjob_operator.vocabulary import Reason
 
-from tests.unit.operator.factories import NOW, at, exited, job, pod
+from tests.unit.operator.factories import NOW, at, job
 
 R = "nvidia.com/gpu"
 NODES = [NodeView(f"n{i}", {R: 8}, True) for i in range(4)]
@@ -35,26 +28,6 @@ def _free(**gpus: int) -> dict[str, dict[str, int]]:
 
 def _reasons(result: object) -> dict[str, str]:
     return {w.key[1]: w.reason for w in result.waiting}  # type: ignore[attr-defined]
-
-
-def test_free_subtracts_running_pods_and_reservations_but_not_finished_pods() -> None:
-    pods = [pod(0, node="n0", gpus=8), pod(1, node="n1", gpus=4), exited(2)]
-    assert free(R, NODES, used(R, pods), {"n2": 8}) == {"n0": 0, "n1": 4, "n2": 0, "n3": 8}
-
-
-def test_a_stopped_worker_holds_its_gpus_until_the_kubelet_marks_it_failed() -> None:
-    """A pod given its active deadline still runs (SIGTERM, grace) until its phase is Failed;
-    the kubelet holds that phase back until no container can run (status_manager.go)."""
-    stopping = pod(0, node="n0", gpus=8, deadline=1)
-    killed = pod(0, node="n0", gpus=8, deadline=1, phase="Failed", reason="DeadlineExceeded",
-                 containers=[{"name": "trainer", "state": {"terminated": {"exitCode": 137}}}])
-    assert used(R, [stopping]) == {"n0": 8}
-    assert used(R, [killed]) == {}
-
-
-def test_place_is_all_or_nothing_and_best_fit() -> None:
-    assert place(2, 4, {"a": 8, "b": 4}) == ["b", "a"]
-    assert place(3, 8, {"a": 8, "b": 8}) is None
 
 
 def test_gang_is_admitted_only_when_every_worker_fits() -> None:

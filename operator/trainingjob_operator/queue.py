@@ -1,9 +1,8 @@
-"""Pure: GPU capacity accounting and the gang admission queue (DESIGN.md §5, docs/queue.md).
+"""Pure: the gang admission queue (docs/queue.md). Which Pending jobs to admit now, onto
+which nodes, and for every other one why it waits and where it stands.
 
-Free GPUs on a node = its allocatable, minus requests of its non-terminal pods, minus what
-admitted jobs hold reserved there for workers whose pods are not bound yet. A job is admitted
-only when every worker fits at once on nodes it may run on; its placement (one node per
-worker) is the reservation.
+A job is admitted only when every worker fits at once on nodes it may run on (capacity.py
+counts what is free); its placement (one node per worker) is the reservation.
 
 Queue policy: priority, then age. A job that waits for capacity *holds* the nodes it could use
 against every job of lower priority, and, once it has waited longer than the backfill window,
@@ -17,42 +16,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from trainingjob_operator.capacity import place
 from trainingjob_operator.models import TrainingJob
 from trainingjob_operator.nodes import NodeView, Placement, eligible
-from trainingjob_operator.pods import PodView
 from trainingjob_operator.timeutil import parse_time
 from trainingjob_operator.vocabulary import Key, Reason
-
-
-def used(resource: str, pods: Iterable[PodView]) -> dict[str, int]:
-    """GPUs held per node by bound pods that have not finished."""
-    out: dict[str, int] = {}
-    for pod in pods:
-        amount = pod.requests.get(resource, 0)
-        if amount and pod.node_name and not pod.finished:
-            out[pod.node_name] = out.get(pod.node_name, 0) + amount
-    return out
-
-
-def free(resource: str, nodes: Iterable[NodeView], in_use: Mapping[str, int],
-         reserved: Mapping[str, int]) -> dict[str, int]:
-    return {n.name: n.allocatable.get(resource, 0) - in_use.get(n.name, 0)
-            - reserved.get(n.name, 0) for n in nodes if n.schedulable}
-
-
-def place(workers: int, per_worker: int, free_gpus: Mapping[str, int]) -> list[str] | None:
-    """One node per worker, all or nothing. Best fit: the fullest node that still holds a
-    worker, so large free nodes stay whole for large workers."""
-    left = dict(free_gpus)
-    nodes: list[str] = []
-    for _ in range(workers):
-        fits = [(gpus, name) for name, gpus in left.items() if gpus >= per_worker]
-        if not fits:
-            return None
-        _, best = min(fits)
-        left[best] -= per_worker
-        nodes.append(best)
-    return nodes
 
 
 @dataclass(frozen=True)

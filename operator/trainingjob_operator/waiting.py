@@ -1,0 +1,100 @@
+"""Pure: what a Pending job says while it waits, and how often the queue may say it.
+
+With 10,000 Pending jobs one admission would otherwise rewrite 10,000 statuses: a job's
+numbers are refreshed at most every `queue_refresh_seconds`, and all the refreshes together
+stay within a cluster-wide write budget, changed reasons first, then from the head of the
+queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from trainingjob_operator.decision import Decision
+from trainingjob_operator.models import QueueInfo, TrainingJob
+from trainingjob_operator.queue import Waiting
+from trainingjob_operator.settings import Settings
+from trainingjob_operator.status import conditions
+from trainingjob_operator.timeutil import format_time, parse_time
+from trainingjob_operator.vocabulary import Key, Phase, Reason
+
+BURST_SECONDS = 5  # the budget saves up at most this many seconds of writes
+
+
+def queued_message(job: TrainingJob) -> str:
+    spec = job.spec
+    return (f"queued: needs {job.total_gpus} GPUs ({spec.workers} workers x "
+            f"{spec.gpus_per_worker} {spec.gpu_resource})")
+
+
+def waiting_message(job: TrainingJob, w: Waiting) -> str:
+    spec = job.spec
+    gang = (f"{w.needed} GPUs ({spec.workers} workers x {spec.gpus_per_worker} "
+            f"{spec.gpu_resource})")
+    if w.reason is Reason.NO_NODE_FITS and w.detail.startswith("no node"):
+        return (f"no node can hold one worker: {w.detail}; fix the node constraints in "
+                "spec.template.spec or add such nodes")
+    if w.reason is Reason.NO_NODE_FITS:
+        where = f" {w.detail}" if w.detail else ""
+        return (f"no node can hold one worker: each needs {spec.gpus_per_worker} "
+                f"{spec.gpu_resource}, the largest node{where} has {w.largest_node}; lower "
+                "spec.gpusPerWorker or add larger nodes")
+    if w.reason is Reason.QUEUED_BEHIND_HIGHER_PRIORITY:
+        return f"queued: needs {gang}, {w.free} free, but {w.detail}"
+    return f"waiting for capacity: needs {gang}, {w.free} free on the nodes it may use"
+
+
+def waiting(job: TrainingJob, w: Waiting, now: datetime, settings: Settings) -> Decision:
+    """The Pending status that says why the job waits and where it stands; no status when
+    the current one still does. Same reason, new numbers: at most one write per refresh."""
+    old = job.status
+    last = parse_time(old.queue.updated_time) if old.queue else None
+    fresh = last is not None and now - last < timedelta(seconds=settings.queue_refresh_seconds)
+    if old.reason == w.reason and fresh:
+        return Decision()  # checked first: with 10,000 Pending jobs most passes end here
+    message = waiting_message(job, w)
+    queue = QueueInfo(position=w.position, namespace_position=w.namespace_position,
+                      gpus_needed=w.needed, gpus_free=w.free, largest_node_gpus=w.largest_node,
+                      updated_time=format_time(now))
+    if old.reason == w.reason:
+        unchanged = old.message == message and old.queue is not None and \
+            old.queue.model_copy(update={"updated_time": None}) == \
+            queue.model_copy(update={"updated_time": None})
+        if unchanged:
+            return Decision()
+        return Decision(old.model_copy(update={"message": message, "queue": queue}))
+    new = conditions(old.conditions, Phase.PENDING, w.reason, message, False,
+                     job.metadata.generation, format_time(now))
+    return Decision(old.model_copy(update={"reason": w.reason, "message": message,
+                                           "queue": queue, "conditions": new}))
+
+
+def queue_writes(pending: Mapping[Key, TrainingJob], waiting_jobs: Iterable[Waiting],
+                 now: datetime, settings: Settings) -> list[tuple[TrainingJob, Decision]]:
+    """The waiting statuses due, most important first: a changed reason before new numbers,
+    then by place in the queue."""
+    due = []
+    for w in waiting_jobs:
+        job = pending[w.key]
+        decision = waiting(job, w, now, settings)
+        if decision.status is not None:
+            due.append((decision.status.reason == job.status.reason, w.position, job, decision))
+    due.sort(key=lambda d: (d[0], d[1]))
+    return [(job, decision) for _, _, job, decision in due]
+
+
+@dataclass(frozen=True)
+class WriteBudget:
+    """A token bucket over a monotonic clock: `rate` writes a second, saved up for at most
+    BURST_SECONDS."""
+
+    tokens: float = 0.0
+    at: float = 0.0
+
+    def spend(self, wanted: int, clock: float, rate: float) -> tuple[int, WriteBudget]:
+        """How many of `wanted` writes may go now, and the budget left."""
+        tokens = min(rate * BURST_SECONDS, self.tokens + (clock - self.at) * rate)
+        allowed = min(wanted, int(tokens))
+        return allowed, WriteBudget(tokens - allowed, clock)
