@@ -19,7 +19,7 @@ help:
 	@echo "make run            devcluster (unless KUBECONFIG is set), the CRD, and the operator in the foreground"
 	@echo "make test           build everything and run the whole test suite against devcluster"
 	@echo "make cluster-up     start devcluster in .devcluster/ ; make cluster-down stops it"
-	@echo "make lint           ruff and mypy --strict"
+	@echo "make lint           ruff, mypy --strict and the import layers (lint-imports)"
 	@echo "make crds           regenerate crds/ from the pydantic models (and the chart's copy)"
 	@echo "make deploy-manifests  regenerate the kustomize base deploy/ from the Helm chart"
 	@echo "make image          docker build -t \$$(IMAGE) (needs Docker: not on the dev machine)"
@@ -105,3 +105,4 @@ test: lint devcluster-build tools-build
 lint: venv
 	$(VENV)/bin/ruff check devcluster operator tests charts
 	$(VENV)/bin/mypy devcluster operator/trainingjob_operator tests charts/render_deploy.py
+	$(VENV)/bin/lint-imports

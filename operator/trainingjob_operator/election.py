@@ -19,7 +19,7 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 
 from trainingjob_operator.kube import Kube
-from trainingjob_operator.leases import LeaseView, claim, may_claim, parse_lease, release
+from trainingjob_operator.leases import claim, may_claim, parse_lease, release
 from trainingjob_operator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,9 +39,7 @@ class Elector:
         self.on_elected = on_elected
         self.renew_deadline = settings.lease_duration_seconds * 0.7
         self.renewed_at: float | None = None  # monotonic time the last renewal was sent
-        self.lease: LeaseView | None = None
         self.seen: tuple[tuple[str, str | None, str] | None, float] = (None, 0.0)
-        self.elected = 0  # times this process became leader
         self.resyncs: set[asyncio.Task[None]] = set()
 
     def leading(self) -> bool:
@@ -73,7 +71,6 @@ class Elector:
         record = lease.record if lease else None
         if record != self.seen[0]:
             self.seen = (record, now_mono)
-        self.lease = lease
         if lease is not None and lease.holder not in ("", self.me):
             self.renewed_at = None  # someone else holds it: stop leading now, not at the deadline
         if not may_claim(lease, self.me, now_mono - self.seen[1]):
@@ -86,7 +83,6 @@ class Elector:
         newly = not self.leading()
         self.renewed_at = sent
         if newly:
-            self.elected += 1
             log.info("leader election: %s is now the leader (%s/%s)", self.me,
                      s.lease_namespace, s.lease_name)
             # In the background: re-deciding 10,000 jobs must not delay the next renewal.

@@ -156,7 +156,7 @@ class Kube:
 
     async def stop_pod(self, namespace: str, name: str, uid: str, deadline_seconds: int) -> None:
         """Set spec.activeDeadlineSeconds, so the kubelet kills the pod with its grace period
-        and keeps the object (lifecycle.STOP_DEADLINE_SECONDS says why). A JSON patch whose
+        and keeps the object (decision.STOP_DEADLINE_SECONDS says why). A JSON patch whose
         first op tests the uid: a pod gone (404) or replaced under the same name (the test
         fails, 422) is left alone."""
         patch = [{"op": "test", "path": "/metadata/uid", "value": uid},

@@ -20,7 +20,6 @@ class ContainerView(Model):
     reason: str | None = None
     message: str | None = None
     exit_code: int | None = None
-    signal: int | None = None
     ready: bool = False
 
 
@@ -39,7 +38,7 @@ class PodView(Model):
     index: int | None = None
     attempt: int | None = None
     node_name: str | None = None
-    active_deadline_seconds: int | None = None  # the operator's stop signal (lifecycle.StopPod)
+    active_deadline_seconds: int | None = None  # the operator's stop signal (decision.StopPod)
     phase: str = "Pending"
     reason: str | None = None
     message: str | None = None
@@ -76,11 +75,12 @@ class PodView(Model):
 
 def _container(status: dict[str, Any]) -> ContainerView:
     state_map = status.get("state") or {}
-    kind = next((k for k in ("terminated", "running", "waiting") if state_map.get(k)), None)
+    kind = next((k for k in ("terminated", "running", "waiting") if state_map.get(k) is not None),
+                None)
     detail = state_map.get(kind) or {} if kind else {}
     return ContainerView(name=status.get("name", ""), state=kind, reason=detail.get("reason"),
                          message=detail.get("message"), exit_code=detail.get("exitCode"),
-                         signal=detail.get("signal"), ready=bool(status.get("ready")))
+                         ready=bool(status.get("ready")))
 
 
 def _int(value: str | None) -> int | None:

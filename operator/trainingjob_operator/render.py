@@ -1,4 +1,11 @@
-"""Pure: the worker pods and the headless Service of a job (DESIGN.md §4)."""
+"""Pure: the worker pods and the headless Service of a job.
+
+Each worker is one pod, restartPolicy Never, named <job>-worker-<i> with the job's Service as
+its subdomain, so every worker has a DNS name before it is ready (rendezvous). The pod gets
+RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT, a GPU limit, and is pinned to the node its
+reservation names; the user's template adds pod-level fields, never the ones listed in
+OWNED_POD_FIELDS.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +29,7 @@ from trainingjob_operator.vocabulary import (
 )
 
 # Pod spec fields the operator owns; a template that sets them is an InvalidSpec.
-# activeDeadlineSeconds is how it stops a worker at the end of a job (lifecycle.StopPod).
+# activeDeadlineSeconds is how it stops a worker at the end of a job (decision.StopPod).
 OWNED_POD_FIELDS = ("containers", "initContainers", "restartPolicy", "hostname", "subdomain",
                     "terminationGracePeriodSeconds", "nodeName", "activeDeadlineSeconds")
 

@@ -1,5 +1,10 @@
-"""Pure: what each worker pod is doing, and what that means for the job (DESIGN.md §3).
+"""Pure: what each worker pod is doing, and what that means for the job.
 
+The failure mapping: a setup (init) container that exits non-zero is DeployFailed/SetupFailed;
+a bad image name fails at once, an image pull or container config error after its grace
+(the registry or a Secret may still come); the training container exiting non-zero is
+Failed/Error, or OOMKilled; a worker lost to the infrastructure (evicted, disrupted, its node
+gone) restarts the whole gang until spec.retries.limit is used up, then Failed/WorkerLost.
 The verdicts carry messages a person can act on: which worker, which container, the exit
 code and signal, and what to change.
 """

@@ -22,7 +22,7 @@ def _ends(ns: Kubectl, name: str, phase: str, reason: str, timeout: int = 60) ->
 
 def acted(ns: Kubectl, name: str, reason: str) -> None:
     """Wait until the operator has carried out the transition to `reason`: it posts the
-    transition's Event after its pod actions (controller.execute), so the pods are stopped or
+    transition's Event after its pod actions (controller.apply), so the pods are stopped or
     deleted by then, and a test can tell "kept" from "not deleted yet"."""
     eventually(lambda: reason in {e["reason"] for e in ns.json(
         "get", "events", "--field-selector",

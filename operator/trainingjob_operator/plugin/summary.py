@@ -11,14 +11,9 @@ from typing import Any
 
 from trainingjob_operator.models import TrainingJob, Unreadable
 from trainingjob_operator.plugin.timefmt import seconds_between
-from trainingjob_operator.vocabulary import (
-    ACTIVE,
-    ATTEMPT_LABEL,
-    INDEX_LABEL,
-    MAIN_CONTAINER,
-    Phase,
-    Reason,
-)
+from trainingjob_operator.pods import ContainerView, PodView, parse_pod
+from trainingjob_operator.vocabulary import ACTIVE, MAIN_CONTAINER, Phase, Reason
+from trainingjob_operator.workers import WorkerState, classify
 
 SUMMARY_KEYS = ("name", "namespace", "phase", "reason", "message", "active", "attempt",
                 "priority", "workers", "gpus", "gpusPerWorker", "gpuResource", "queue",
@@ -120,63 +115,53 @@ class WorkerPod:
                 "attempt": self.attempt, "started": self.started}
 
 
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
+def _terminated(c: ContainerView) -> str:  # Completed (exit 0), OOMKilled (exit 137)
+    reason = c.reason or "Terminated"
+    return reason if c.exit_code is None else f"{reason} (exit {c.exit_code})"
 
 
-def _terminated(detail: dict[str, Any]) -> str:  # Completed (exit 0), OOMKilled (exit 137)
-    reason = detail.get("reason") or "Terminated"
-    code = detail.get("exitCode")
-    return reason if code is None else f"{reason} (exit {code})"
+def _lost(pod: PodView) -> str:
+    if pod.deletion_timestamp:
+        return "Terminating"
+    disruption = pod.condition("DisruptionTarget")
+    return pod.reason or (disruption.reason if disruption and disruption.reason else "Lost")
 
 
-def pod_state(pod: dict[str, Any]) -> tuple[str, bool]:
-    """A kubectl-like one-word state of a worker pod, and whether its training container
-    has started. Terminating and setup (init) states come first, as `kubectl get pods` does."""
-    meta, spec, status = (pod.get(k) or {} for k in ("metadata", "spec", "status"))
-    containers = {c.get("name"): c for c in status.get("containerStatuses") or []}
-    main = containers.get(MAIN_CONTAINER) or next(iter(containers.values()), None)
-    main_state = (main or {}).get("state") or {}
-    started = "running" in main_state or "terminated" in main_state
-    if meta.get("deletionTimestamp"):
-        return "Terminating", started
-    if status.get("reason") and status.get("phase") == "Failed" and \
-            "terminated" not in main_state:
-        return str(status["reason"]), started  # Evicted, NodeLost...
-    for init in status.get("initContainerStatuses") or []:
-        state = init.get("state") or {}
-        done = state.get("terminated") or {}
-        if done and done.get("exitCode") not in (0, None):
-            return f"SetupFailed (exit {done['exitCode']})", started
-        if "running" in state:
+def pod_state(pod: PodView) -> tuple[str, bool]:
+    """A kubectl-like one-word state of a worker pod, read the way the operator reads it
+    (workers.classify), and whether its training container has started."""
+    main = next((c for c in pod.containers if c.name == MAIN_CONTAINER), None)
+    started = main is not None and main.state in ("running", "terminated")
+    w = classify(pod.index or 0, pod)
+    c = w.container
+    if pod.deletion_timestamp or w.state is WorkerState.LOST:
+        return _lost(pod), started
+    if w.state is WorkerState.SETUP_FAILED and c is not None:
+        return f"SetupFailed (exit {c.exit_code})", started
+    if w.state is WorkerState.WAITING_ERROR and c is not None:
+        return (f"Setup:{c.reason}" if c in pod.init_containers else str(c.reason)), started
+    if w.state in (WorkerState.SUCCEEDED, WorkerState.FAILED) and c is not None:
+        return _terminated(c), started
+    if w.state is WorkerState.RUNNING and c is not None:
+        return ("Running" if c.ready else "Running (not ready)"), started
+    if w.state is WorkerState.UNSCHEDULABLE:
+        return "Unschedulable", started
+    for init in pod.init_containers:  # starting: setup first, as kubectl shows Init:...
+        if init.state == "running":
             return "Setup", started
-        if "waiting" in state:
-            return f"Setup:{(state['waiting'] or {}).get('reason') or 'Waiting'}", started
-    if "terminated" in main_state:
-        return _terminated(main_state["terminated"] or {}), started
-    if "waiting" in main_state:
-        return str((main_state["waiting"] or {}).get("reason") or "Waiting"), started
-    if "running" in main_state:
-        return ("Running" if (main or {}).get("ready", True) else "Running (not ready)"), started
-    if not spec.get("nodeName"):
-        scheduled: dict[str, Any] = next((c for c in status.get("conditions") or []
-                                          if c.get("type") == "PodScheduled"), {})
-        if scheduled.get("reason") == "Unschedulable":
-            return "Unschedulable", started
-    return str(status.get("phase") or "Pending"), started
+        if init.state == "waiting":
+            return f"Setup:{init.reason or 'Waiting'}", started
+    if main is not None and main.state == "waiting":
+        return main.reason or "Waiting", started
+    return pod.phase, started
 
 
 def worker_pods(pods: list[dict[str, Any]]) -> list[WorkerPod]:
     """The job's pods (selected by its job-name label), in worker order."""
     out = []
-    for pod in pods:
-        meta = pod.get("metadata") or {}
-        labels = meta.get("labels") or {}
+    for body in pods:
+        pod = parse_pod(body)
         state, started = pod_state(pod)
-        out.append(WorkerPod(index=_int(labels.get(INDEX_LABEL)), pod=str(meta.get("name", "")),
-                             node=(pod.get("spec") or {}).get("nodeName"), state=state,
-                             attempt=_int(labels.get(ATTEMPT_LABEL)), started=started))
+        out.append(WorkerPod(index=pod.index, pod=pod.name, node=pod.node_name, state=state,
+                             attempt=pod.attempt, started=started))
     return sorted(out, key=lambda w: (w.index is None, w.index or 0, w.pod))

@@ -6,6 +6,7 @@ from typing import Any
 from trainingjob_operator.models import read_job
 from trainingjob_operator.plugin.summary import SUMMARY_KEYS, pod_state, worker_pods
 from trainingjob_operator.plugin.view import steps, unreadable_text, view_json, view_text
+from trainingjob_operator.pods import parse_pod
 
 from tests.unit.plugin.jobs import HISTORY, NOW, completed, entry, job, pending, pod, running
 
@@ -99,7 +100,7 @@ def test_retries_mark_attempts_in_history_and_old_pods() -> None:
 
 def test_pod_states_read_like_kubectl() -> None:
     def state(p: dict[str, Any]) -> str:
-        return pod_state(p)[0]
+        return pod_state(parse_pod(p))[0]
 
     assert state(pod(0)) == "Running"
     assert state(pod(0, deleting=True)) == "Terminating"
@@ -116,8 +117,17 @@ def test_pod_states_read_like_kubectl() -> None:
     assert state(pod(0, phase="Failed", main={"waiting": {"reason": "PodInitializing"}},
                      init=[{"name": "setup", "state": {"terminated": {"exitCode": 2}}}])) == \
         "SetupFailed (exit 2)"
-    assert pod_state(pod(0))[1] is True
-    assert pod_state(pod(0, main={"waiting": {"reason": "ContainerCreating"}}))[1] is False
+    evicted = pod(0, phase="Failed", main={"terminated": {"reason": "Error", "exitCode": 137}})
+    evicted["status"]["reason"] = "Evicted"
+    assert state(evicted) == "Evicted"
+    assert state(pod(0, phase="Pending", main={"waiting": {"reason": "ContainerCreating"}})) \
+        == "ContainerCreating"
+    assert state(pod(0, phase="Pending", main={"waiting": {"reason": "PodInitializing"}},
+                     init=[{"name": "setup", "state": {"waiting": {
+                         "reason": "ErrImagePull"}}}])) == "Setup:ErrImagePull"
+    assert pod_state(parse_pod(pod(0)))[1] is True
+    assert pod_state(parse_pod(pod(0, main={"waiting": {"reason": "ContainerCreating"}})))[1] \
+        is False
 
 
 def test_view_json_shape() -> None:
