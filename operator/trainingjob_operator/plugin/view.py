@@ -116,7 +116,7 @@ def _worker_lines(job: TrainingJob, pods: Sequence[WorkerPod]) -> list[str]:
         if status.phase is Phase.PENDING or status.phase is None:
             why = "no pods yet: the job waits in the GPU queue"
         else:
-            why = "no pods left: a finished job's running pods are deleted"
+            why = "no pods left: none of its workers started, or their pods were deleted"
         return [*lines, f"  {why}"]
     headers = ["WORKER", "POD", "NODE", "STATE"]
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(3)]

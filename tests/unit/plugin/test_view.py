@@ -56,6 +56,11 @@ def test_view_pending_shows_queue_and_why_there_are_no_pods() -> None:
     assert "5m so far" in out
 
 
+def test_view_of_a_finished_job_without_pods_does_not_claim_they_were_deleted_by_it() -> None:
+    out = view_text(completed(), [], NOW, 100)
+    assert "no pods left: none of its workers started, or their pods were deleted" in out
+
+
 def test_long_messages_wrap_to_the_width_under_their_label() -> None:
     out = view_text(pending(), [], NOW, 60)
     message = [line for line in out.splitlines()
