@@ -22,6 +22,7 @@ from trainingjob_operator.decision import (
     CreatePod,
     CreateService,
     Decision,
+    DeleteJob,
     DeletePod,
     StopPod,
 )
@@ -219,6 +220,10 @@ class Controller:
             if not created.ok:
                 log.warning("service of %s/%s rejected: %s", ns, job.metadata.name,
                             created.rejected)
+        elif isinstance(action, DeleteJob):
+            log.info("deleting %s/%s: its ttlSecondsAfterFinished is over", ns,
+                     job.metadata.name)
+            await self.kube.delete_trainingjob(job.metadata, action.resource_version)
         elif isinstance(action, CreatePod):
             created = await self.kube.create(
                 render.worker_pod(job, action.index, action.node, self.settings))
@@ -227,8 +232,7 @@ class Controller:
         return None
 
     async def _announce(self, job: TrainingJob | Unreadable, decision: Decision) -> None:
-        if decision.event is not None and decision.status is not None:
-            e = decision.event
+        for e in decision.events if decision.status is not None else ():
             await self.kube.event(job.metadata, e.type, e.reason, e.message)
         if decision.wakes_queue:
             self.wake.set()

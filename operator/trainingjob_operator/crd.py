@@ -105,6 +105,8 @@ PRINTER_COLUMNS = [
     {"name": "Queue", "type": "integer", "jsonPath": ".status.queue.position",
      "description": "position in the GPU queue while Pending (1 = next)"},
     {"name": "Priority", "type": "integer", "jsonPath": ".spec.priority", "priority": 1},
+    {"name": "Model", "type": "string", "jsonPath": ".status.result.model", "priority": 1,
+     "description": "what a Completed job produced (status.result.model)"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
 ]

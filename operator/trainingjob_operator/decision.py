@@ -33,6 +33,15 @@ class DeletePod:
 
 
 @dataclass(frozen=True)
+class DeleteJob:
+    """spec.ttlSecondsAfterFinished is over: delete the TrainingJob itself (its pods and
+    Service go with it, by their owner references), only if it is still the object decided
+    on (`resource_version`)."""
+
+    resource_version: str
+
+
+@dataclass(frozen=True)
 class StopPod:
     """End a worker but keep its pod, and with it `kubectl logs` (see `stops`). `uid`: only
     the pod the decision was made on, never a later one of the same name."""
@@ -41,7 +50,7 @@ class StopPod:
     uid: str
 
 
-Action = CreateService | CreatePod | DeletePod | StopPod
+Action = CreateService | CreatePod | DeletePod | StopPod | DeleteJob
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,7 @@ class Event:
 class Decision:
     status: TrainingJobStatus | None = None  # None: leave the status as it is
     actions: tuple[Action, ...] = ()
-    event: Event | None = None
+    events: tuple[Event, ...] = ()  # posted once the status is written
     recheck_at: datetime | None = None  # when time alone could change the decision
     releases: bool = False  # the written status frees or queues GPUs: run the queue again
 

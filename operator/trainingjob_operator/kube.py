@@ -146,6 +146,19 @@ class Kube:
             raise
         return Created(True)
 
+    async def delete_trainingjob(self, meta: ObjectMeta, resource_version: str) -> None:
+        """Delete a finished job as the TTL-after-finished controller of batch/v1 Jobs does:
+        foreground, so it goes once its pods and Service have; only the object decided on
+        (uid and resourceVersion preconditions: 409 means it changed, 404 it is gone)."""
+        body = {"propagationPolicy": "Foreground",
+                "preconditions": {"uid": meta.uid, "resourceVersion": resource_version}}
+        try:
+            await self._write(self.custom.delete_namespaced_custom_object, GROUP, VERSION,
+                              meta.namespace, PLURAL, meta.name, body=body)
+        except ApiException as err:
+            if err.status not in (404, 409):
+                raise
+
     async def delete_pod(self, namespace: str, name: str, grace_seconds: int) -> None:
         try:
             await self._write(self.core.delete_namespaced_pod, name, namespace,

@@ -17,6 +17,7 @@ from trainingjob_operator.decision import (
     CreatePod,
     CreateService,
     Decision,
+    DeleteJob,
     Event,
     deletes,
     stops,
@@ -24,6 +25,7 @@ from trainingjob_operator.decision import (
 from trainingjob_operator.models import Reservation, TrainingJob, Unreadable, WorkerCounts
 from trainingjob_operator.nodes import Snapshot, job_nodes, lost_nodes
 from trainingjob_operator.pods import PodView
+from trainingjob_operator.results import parse_result
 from trainingjob_operator.settings import Settings
 from trainingjob_operator.status import counted, counts, transition, unreadable_status, with_counts
 from trainingjob_operator.timeutil import parse_time
@@ -61,6 +63,8 @@ EDGES: frozenset[tuple[Phase | None, Phase]] = frozenset({
 })
 # Arriving here frees GPUs or asks for them: the queue runs again.
 REQUEUES = TERMINAL | {Phase.PENDING}
+# Failures that are usually the echo of another worker's: reported only if nothing else failed.
+SYMPTOMS = frozenset({Reason.RENDEZVOUS_FAILED})
 
 
 def _moved(job: TrainingJob, phase: Phase, reason: Reason, message: str, now: datetime,
@@ -70,7 +74,7 @@ def _moved(job: TrainingJob, phase: Phase, reason: Reason, message: str, now: da
     kind = EventType.WARNING if phase in FAILED_PHASES or reason is Reason.WORKER_LOST \
         else EventType.NORMAL
     return Decision(transition(job, phase, reason, message, now, settings, **changes),
-                    tuple(actions), Event(kind, reason, message), releases=phase in REQUEUES)
+                    tuple(actions), (Event(kind, reason, message),), releases=phase in REQUEUES)
 
 
 def _admitted_at(job: TrainingJob) -> datetime | None:
@@ -110,8 +114,8 @@ def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime, settings: S
             return _moved(job, Phase.DEPLOY_FAILED, Reason.INVALID_SPEC, problem, now, settings)
         return _moved(job, Phase.PENDING, Reason.WAITING_FOR_CAPACITY, queued_message(job),
                       now, settings, attempt=status.attempt or 1)
-    if phase.terminal:  # absorbing: only make sure nothing is left running
-        return Decision(actions=tuple(stops(current, grace, lost) + cleanup))
+    if phase.terminal:  # absorbing: only make sure nothing is left running, then expire
+        return _finished(job, stops(current, grace, lost) + cleanup, now, settings)
     if spec.stop:
         return _moved(job, Phase.STOPPED, Reason.STOPPED_BY_USER,
                       f"stopped by the user; workers get SIGTERM and {grace}s to exit",
@@ -130,14 +134,12 @@ def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime, settings: S
             if w.state is WorkerState.MISSING:
                 w = Worker(w.index, WorkerState.LOST, detail="pod deleted")
             return _end(job, lost_worker(job, w), current, stale, now, settings, lost, tally)
-    for w in workers:
-        verdict = failure(job, w, now, settings)
-        if verdict is not None:
-            return _end(job, verdict, current, stale, now, settings, lost, tally)
+    verdicts = [v for w in workers if (v := failure(job, w, now, settings)) is not None]
+    if verdicts:  # a symptom (workers that lost their peer) only when nothing else failed
+        verdict = next((v for v in verdicts if v.reason not in SYMPTOMS), verdicts[0])
+        return _end(job, verdict, current, stale, now, settings, lost, tally)
     if all(w.state is WorkerState.SUCCEEDED for w in workers):
-        return _moved(job, Phase.COMPLETED, Reason.SUCCEEDED,
-                      f"all {spec.workers} workers exited 0", now, settings, cleanup,
-                      **counted(tally))
+        return _completed(job, workers, tally, cleanup, now, settings)
     recheck = _earliest(node_recheck, *(grace_deadline(w, settings) for w in workers))
     if phase is Phase.DEPLOYING:
         started = [w for w in workers if w.state in (WorkerState.RUNNING, WorkerState.SUCCEEDED)]
@@ -168,6 +170,40 @@ def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime, settings: S
         recheck = _earliest(recheck, deadline)
     new = with_counts(status, tally) if status.workers != tally else None
     return Decision(new, tuple(cleanup), recheck_at=recheck)
+
+
+def _completed(job: TrainingJob, workers: Sequence[Worker], tally: WorkerCounts,
+               cleanup: Sequence[Action], now: datetime, settings: Settings) -> Decision:
+    """Every worker exited 0; rank 0 may have said what the job produced."""
+    said = workers[0].container.message if workers and workers[0].container else None
+    result, problem = parse_result(said)
+    done = _moved(job, Phase.COMPLETED, Reason.SUCCEEDED,
+                  f"all {job.spec.workers} workers exited 0"
+                  + (f"; model: {result.model}" if result and result.model else ""),
+                  now, settings, cleanup, result=result, **counted(tally))
+    if not problem:
+        return done
+    ignored = Event(EventType.WARNING, Reason.RESULT_IGNORED,
+                    f"worker 0's result was ignored in part or whole: {problem}; write one "
+                    'JSON object such as {"model": "...", "metrics": {"loss": 0.1}} to '
+                    "/dev/termination-log")
+    return replace(done, events=(*done.events, ignored))
+
+
+def _finished(job: TrainingJob, actions: Sequence[Action], now: datetime,
+              settings: Settings) -> Decision:
+    """A finished job stays until its ttlSecondsAfterFinished (its own, else the operator's
+    default) is over; the sweep comes back then, with no timer of its own."""
+    ttl = job.spec.ttl_seconds_after_finished
+    if ttl is None and settings.ttl_seconds_after_finished >= 0:
+        ttl = settings.ttl_seconds_after_finished
+    finished = parse_time(job.status.completion_time or job.status.phase_time)
+    if ttl is None or finished is None:
+        return Decision(actions=tuple(actions))
+    expiry = finished + timedelta(seconds=ttl)
+    if now >= expiry:
+        return Decision(actions=(DeleteJob(job.metadata.resource_version),))
+    return Decision(actions=tuple(actions), recheck_at=expiry)
 
 
 def _created(job: TrainingJob, workers: Sequence[Worker], stale: Sequence[PodView],
@@ -236,7 +272,7 @@ def _end(job: TrainingJob, verdict: Verdict, current: Sequence[PodView],
                       **counted(WorkerCounts(total=job.spec.workers)))
     return _moved(job, verdict.phase, verdict.reason, verdict.message, now, settings,
                   [*stops(current, grace, lost), *deletes(stale, grace, lost)],
-                  **({} if tally is None else counted(tally)))
+                  failure=verdict.failure, **({} if tally is None else counted(tally)))
 
 
 def admit(job: TrainingJob, nodes: Sequence[str], now: datetime,
@@ -262,5 +298,5 @@ def unreadable(job: Unreadable, now: datetime) -> Decision:
     if job.phase:
         return Decision()
     status = unreadable_status(job.problems, now, job.metadata.generation)
-    return Decision(status, event=Event(EventType.WARNING, Reason.INVALID_SPEC,
-                                        str(status.message)))
+    return Decision(status, events=(Event(EventType.WARNING, Reason.INVALID_SPEC,
+                                          str(status.message)),))

@@ -37,6 +37,22 @@ class Setup(Model):
     image: str | None = Field(None, description="Image of the setup step; default spec.image.")
 
 
+class Output(Model):
+    """Where a job's artifacts go: one volume, mounted in every worker and setup container."""
+
+    volume: FreeForm = Field(description=(
+        "A volume source as a pod spec takes it, without a name: e.g. "
+        "{persistentVolumeClaim: {claimName: models}}, {nfs: {server: ..., path: ...}} or "
+        "{emptyDir: {}}."), json_schema_extra=_rule(
+        "size(self) == 1", "spec.output.volume must name exactly one volume source, e.g. "
+        "{persistentVolumeClaim: {claimName: models}}"))
+    path: str = Field("/output", min_length=2, max_length=1024, description=(
+        "Where it is mounted; TRAININGJOB_OUTPUT_DIR says the same to the training code."),
+        json_schema_extra=_rule("self.startsWith('/') && !self.contains(':')",
+                                "spec.output.path must be an absolute path without ':', "
+                                "e.g. /output"))
+
+
 class Timeouts(Model):
     queue_seconds: int | None = Field(
         None, ge=1, description="Longest time Pending (queued for GPUs); null = no limit.")
@@ -113,6 +129,11 @@ class TrainingJobSpec(Model):
                        "SIGTERM and terminationGracePeriodSeconds to checkpoint.")
     termination_grace_period_seconds: int = Field(60, ge=0, le=86400)
     template: PodTemplate | None = None
+    output: Output | None = None
+    ttl_seconds_after_finished: int | None = Field(None, ge=0, description=(
+        "Delete the TrainingJob (and its pods and Service) this long after it finished, as "
+        "a batch/v1 Job does; null: the operator's default (the chart's "
+        "ttlSecondsAfterFinished), which keeps it unless set."))
 
 
 class HistoryEntry(Model):
@@ -152,6 +173,27 @@ class QueueInfo(Model):
     updated_time: str | None = None
 
 
+class JobResult(Model):
+    """What a Completed job produced, as its rank-0 worker reported it (results.py)."""
+
+    model: str | None = Field(None, max_length=1024, description="Where the model is: a URI "
+                              "or a path in spec.output.")
+    metrics: dict[str, float] = Field(default_factory=dict, max_length=32)
+
+
+class FailureRecord(Model):
+    """The container that ended a Failed or DeployFailed job, and the end of its output."""
+
+    worker: int
+    pod: str
+    container: str
+    exit_code: int | None = None
+    reason: str | None = Field(None, description="The container's own reason (Error, "
+                               "OOMKilled, ImagePullBackOff...); status.reason is the job's.")
+    output: str = Field("", max_length=2048, description="The last lines it printed "
+                        "(stdout and stderr as its log holds them), at most about 1 KiB.")
+
+
 class Reservation(Model):
     """GPUs held for an admitted attempt: one node per worker, recorded before pods exist."""
 
@@ -174,6 +216,8 @@ class TrainingJobStatus(Model):
     history: list[HistoryEntry] = Field(default_factory=list, max_length=64)
     queue: QueueInfo | None = None
     reservation: Reservation | None = None
+    failure: FailureRecord | None = None
+    result: JobResult | None = None
     conditions: list[Condition] = Field(default_factory=list, max_length=16)
     kopf: FreeForm | None = None
 

@@ -22,6 +22,8 @@ from trainingjob_operator.vocabulary import (
     KIND,
     MAIN_CONTAINER,
     MANAGED_BY,
+    OUTPUT_DIR_ENV,
+    OUTPUT_VOLUME,
     SETUP_CONTAINER,
     master_addr,
     pod_name,
@@ -30,6 +32,9 @@ from trainingjob_operator.vocabulary import (
 
 # Pod spec fields the operator owns; a template that sets them is an InvalidSpec.
 # activeDeadlineSeconds is how it stops a worker at the end of a job (decision.StopPod).
+# A failed container's termination message is the tail of its log (diagnosis.py reads it);
+# one that succeeds keeps what it wrote to /dev/termination-log (results.py reads it).
+TERMINATION_MESSAGE_POLICY = "FallbackToLogsOnError"
 OWNED_POD_FIELDS = ("containers", "initContainers", "restartPolicy", "hostname", "subdomain",
                     "terminationGracePeriodSeconds", "nodeName", "activeDeadlineSeconds")
 
@@ -49,6 +54,8 @@ def _env(job: TrainingJob, index: int, settings: Settings) -> list[dict[str, Any
             "MASTER_ADDR": master_addr(name, ns),
             "MASTER_PORT": str(settings.master_port), "TRAININGJOB_NAME": name,
             "TRAININGJOB_ATTEMPT": str(job.status.attempt)}
+    if job.spec.output is not None:
+        ours[OUTPUT_DIR_ENV] = job.spec.output.path
     env = [{"name": k, "value": v} for k, v in ours.items()]
     for var in job.spec.env or []:
         if var.name not in ours:
@@ -82,6 +89,14 @@ def _pin(spec: dict[str, Any], node: str) -> None:
     required["nodeSelectorTerms"] = terms
 
 
+def _mounts(job: TrainingJob) -> list[Any]:
+    """The user's volume mounts, and the output volume's."""
+    mounts: list[Any] = list(job.spec.volume_mounts or [])
+    if job.spec.output is not None:
+        mounts.append({"name": OUTPUT_VOLUME, "mountPath": job.spec.output.path})
+    return mounts
+
+
 def worker_pod(job: TrainingJob, index: int, node: str | None,
                settings: Settings) -> dict[str, Any]:
     spec = job.spec
@@ -89,10 +104,12 @@ def worker_pod(job: TrainingJob, index: int, node: str | None,
     labels = {**(template.metadata.labels if template else {}), **MANAGED_BY,
               JOB_LABEL: job.metadata.name, INDEX_LABEL: str(index),
               ATTEMPT_LABEL: str(job.status.attempt)}
+    mounts = _mounts(job)
     container: dict[str, Any] = {"name": MAIN_CONTAINER, "image": spec.image,
-                                 "env": _env(job, index, settings)}
+                                 "env": _env(job, index, settings),
+                                 "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY}
     for key, value in (("command", spec.command), ("args", spec.args),
-                       ("workingDir", spec.working_dir), ("volumeMounts", spec.volume_mounts)):
+                       ("workingDir", spec.working_dir), ("volumeMounts", mounts)):
         if value:
             container[key] = value
     resources = _resources(job)
@@ -102,6 +119,9 @@ def worker_pod(job: TrainingJob, index: int, node: str | None,
     for field in OWNED_POD_FIELDS:
         pod_spec.pop(field, None)
     name = pod_name(job.metadata.name, index)
+    if spec.output is not None:
+        volume = {k: v for k, v in spec.output.volume.items() if k != "name"}
+        pod_spec["volumes"] = [*pod_spec.get("volumes", []), {"name": OUTPUT_VOLUME, **volume}]
     pod_spec.update({
         "restartPolicy": "Never", "hostname": name, "subdomain": service_name(job.metadata.name),
         "terminationGracePeriodSeconds": spec.termination_grace_period_seconds,
@@ -110,11 +130,12 @@ def worker_pod(job: TrainingJob, index: int, node: str | None,
     if spec.setup is not None:
         setup: dict[str, Any] = {"name": SETUP_CONTAINER, "image": spec.setup.image or spec.image,
                                  "command": spec.setup.command,
-                                 "env": _env(job, index, settings)}
+                                 "env": _env(job, index, settings),
+                                 "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY}
         if spec.setup.args:
             setup["args"] = spec.setup.args
-        if spec.volume_mounts:
-            setup["volumeMounts"] = spec.volume_mounts
+        if mounts:
+            setup["volumeMounts"] = mounts
         pod_spec["initContainers"] = [setup]
     if node:
         _pin(pod_spec, node)

@@ -31,6 +31,10 @@ class Settings:
     # /healthz (liveness) and /readyz (readiness) for the kubelet's probes; 0 turns it off.
     health_port: int = 8081
     history_limit: int = 20
+    # Delete a finished TrainingJob this long after it finished, unless its own
+    # spec.ttlSecondsAfterFinished says otherwise; -1 keeps it (the chart's
+    # ttlSecondsAfterFinished sets this).
+    ttl_seconds_after_finished: int = -1
     master_port: int = 29500
     # Leader election over a coordination.k8s.io Lease, for more than one replica: only the
     # holder writes. A killed leader's lease is taken over after lease_duration_seconds

@@ -69,15 +69,20 @@ class Reason(StrEnum):
     UNSCHEDULABLE = "Unschedulable"
     POD_REJECTED = "PodRejected"
     SETUP_FAILED = "SetupFailed"
+    DEPENDENCIES_FAILED = "DependenciesFailed"  # the setup's pip could not resolve them
     INVALID_IMAGE_NAME = "InvalidImageName"
     IMAGE_PULL_FAILED = "ImagePullFailed"
     CONTAINER_CONFIG_ERROR = "ContainerConfigError"
     # Failed
     ERROR = "Error"
-    OOM_KILLED = "OOMKilled"
+    OOM_KILLED = "OOMKilled"  # host memory: the container's limit
+    GPU_OUT_OF_MEMORY = "GPUOutOfMemory"
+    RENDEZVOUS_FAILED = "RendezvousFailed"
     DEADLINE_EXCEEDED = "DeadlineExceeded"
     # Stopped
     STOPPED_BY_USER = "StoppedByUser"
+    # Event only: the rank-0 worker's result could not be read (the job still Completed).
+    RESULT_IGNORED = "ResultIgnored"
     # Shown by the plugin for an object it cannot parse; never written by the operator.
     UNREADABLE = "Unreadable"
 
@@ -112,6 +117,10 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": COMPONENT}
 MAIN_CONTAINER = "trainer"
 SETUP_CONTAINER = "setup"
 DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
+
+
+OUTPUT_VOLUME = "output"  # the volume spec.output mounts in every worker
+OUTPUT_DIR_ENV = "TRAININGJOB_OUTPUT_DIR"
 
 
 def pod_name(job: str, index: int) -> str:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from trainingjob_operator.models import TrainingJob
+from trainingjob_operator.diagnosis import diagnose, last_meaningful_line, tail
+from trainingjob_operator.models import FailureRecord, TrainingJob
 from trainingjob_operator.pods import ContainerView, PodView
 from trainingjob_operator.settings import Settings
 from trainingjob_operator.timeutil import parse_time
@@ -97,6 +98,7 @@ class Verdict:
     reason: Reason
     message: str
     retry: bool = False
+    failure: FailureRecord | None = None  # the container that ended it, if one did
 
 
 def _signal(code: int) -> str:
@@ -122,29 +124,15 @@ def failure(job: TrainingJob, w: Worker, now: datetime, settings: Settings) -> V
     """The failure-mapping row for one worker, or None while it is fine or within grace."""
     c = w.container
     image = job.spec.image
-    if w.state is WorkerState.SETUP_FAILED and c is not None:
-        return Verdict(Phase.DEPLOY_FAILED, Reason.SETUP_FAILED,
-                       f"{_who(w)}: setup container {c.name} exited with code {c.exit_code}"
-                       f"{_signal(c.exit_code or 0)}; see kubectl logs "
-                       f"{w.pod.name if w.pod else ''} -c {c.name}, and fix spec.setup")
-    if w.state is WorkerState.FAILED and c is not None:
-        if c.reason == OUT_OF_MEMORY:
-            limit = job.spec.resources.limits.get("memory", "unset")
-            return Verdict(Phase.FAILED, Reason.OOM_KILLED,
-                           f"{_who(w)}: container {c.name} was OOMKilled (exit code "
-                           f"{c.exit_code}): it needs more memory than its limit ({limit}); "
-                           "raise spec.resources.limits.memory or reduce the batch size")
-        return Verdict(Phase.FAILED, Reason.ERROR,
-                       f"{_who(w)}: container {c.name} exited with code {c.exit_code}"
-                       f"{_signal(c.exit_code or 0)}"
-                       f"{': ' + c.message if c.message else ''}; see kubectl logs "
-                       f"{w.pod.name if w.pod else ''}")
+    if w.state in (WorkerState.SETUP_FAILED, WorkerState.FAILED) and c is not None:
+        return _exited(job, w, c)
     if w.state is WorkerState.WAITING_ERROR and c is not None:
         detail = f"{c.reason}: {c.message}" if c.message else str(c.reason)
+        record = _record(w, c)
         if c.reason == BAD_IMAGE_NAME:
             return Verdict(Phase.DEPLOY_FAILED, Reason.INVALID_IMAGE_NAME,
                            f"{_who(w)}: image {image!r} is not a valid image name "
-                           f"({detail}); fix spec.image")
+                           f"({detail}); fix spec.image", failure=record)
         grace = (settings.image_pull_grace_seconds if c.reason in IMAGE_PULL
                  else settings.config_error_grace_seconds)
         since = _started(w)
@@ -154,11 +142,47 @@ def failure(job: TrainingJob, w: Worker, now: datetime, settings: Settings) -> V
             return Verdict(Phase.DEPLOY_FAILED, Reason.IMAGE_PULL_FAILED,
                            f"{_who(w)}: cannot pull image {image!r} after {grace:.0f}s ({detail}); "
                            "check spec.image and the pull secrets in "
-                           "spec.template.spec.imagePullSecrets")
+                           "spec.template.spec.imagePullSecrets", failure=record)
         return Verdict(Phase.DEPLOY_FAILED, Reason.CONTAINER_CONFIG_ERROR,
                        f"{_who(w)}: container {c.name} cannot be created ({detail}); check the "
-                       "Secrets, ConfigMaps and volumes it references")
+                       "Secrets, ConfigMaps and volumes it references", failure=record)
     return None
+
+
+def _record(w: Worker, c: ContainerView) -> FailureRecord:
+    """The container that ended the job; a terminated one's message is the tail of its
+    output (FallbackToLogsOnError), a waiting one's is the kubelet's and is not output."""
+    output = tail(c.message or "") if c.state == "terminated" else ""
+    return FailureRecord(worker=w.index, pod=w.pod.name if w.pod else "", container=c.name,
+                         exit_code=c.exit_code, reason=c.reason, output=output)
+
+
+def _exited(job: TrainingJob, w: Worker, c: ContainerView) -> Verdict:
+    """A container exited non-zero: known failures by their output (diagnosis.TABLE), then
+    the host OOM killer, then the exit code with the last line it printed."""
+    record = _record(w, c)
+    setup = w.state is WorkerState.SETUP_FAILED
+    what = f"{_who(w)}: {'setup container' if setup else 'container'} {c.name}"
+    code = f"exited with code {c.exit_code}{_signal(c.exit_code or 0)}"
+    logs = f"kubectl logs {record.pod}" + (f" -c {c.name}" if setup else "")
+    if c.reason == OUT_OF_MEMORY and not setup:
+        limit = job.spec.resources.limits.get("memory", "unset")
+        return Verdict(Phase.FAILED, Reason.OOM_KILLED,
+                       f"{what} was OOMKilled (exit code {c.exit_code}): it needs more memory "
+                       f"than its limit ({limit}); raise spec.resources.limits.memory or reduce "
+                       "the batch size", failure=record)
+    known = diagnose(c.name, record.output)
+    if known is not None:
+        return Verdict(known.row.phase, known.row.reason,
+                       f"{what} {code}: {known.line!r}; {known.advice}; see {logs}",
+                       failure=record)
+    said = last_meaningful_line(record.output)
+    said = f": {said!r}" if said else ""
+    if setup:
+        return Verdict(Phase.DEPLOY_FAILED, Reason.SETUP_FAILED,
+                       f"{what} {code}{said}; see {logs}, and fix spec.setup", failure=record)
+    return Verdict(Phase.FAILED, Reason.ERROR, f"{what} {code}{said}; see {logs}",
+                   failure=record)
 
 
 def grace_deadline(w: Worker, settings: Settings) -> datetime | None:

@@ -26,7 +26,8 @@ CRD = "trainingjobs.training.dev.yaml"
 CHART_MANAGED = {"metrics_port": "metrics.port", "health_port": "health.port",
                  "leader_elect": "leaderElection.enabled",
                  "lease_name": "leaderElection.leaseName",
-                 "lease_namespace": "the release namespace", "log_format": "logFormat"}
+                 "lease_namespace": "the release namespace", "log_format": "logFormat",
+                 "ttl_seconds_after_finished": "ttlSecondsAfterFinished"}
 
 
 def load_render_deploy() -> ModuleType:

@@ -92,7 +92,8 @@ Namespaced rules: what the operator does inside a namespace it watches.
 {{- define "trainingjob-operator.rules.namespaced" -}}
 - apiGroups: ["training.dev"]
   resources: ["trainingjobs"]
-  verbs: ["list", "watch"]
+  # delete: spec.ttlSecondsAfterFinished (and the chart's default) removes finished jobs.
+  verbs: ["list", "watch", "delete"]
 - apiGroups: ["training.dev"]
   resources: ["trainingjobs/status"]
   verbs: ["patch"]

@@ -38,7 +38,7 @@ def test_new_job_is_queued_pending_with_what_it_needs() -> None:
     assert (d.status.phase, d.status.reason) == (Phase.PENDING, "WaitingForCapacity")
     assert d.status.message == "queued: needs 16 GPUs (2 workers x 8 nvidia.com/gpu)"
     assert d.status.gpus == 16 and d.status.worker_summary == "0/2" and d.status.attempt == 1
-    assert d.event is not None and d.event.reason == "WaitingForCapacity"
+    assert [e.reason for e in d.events] == ["WaitingForCapacity"]
     assert d.actions == ()
 
 
@@ -54,8 +54,9 @@ def test_admit_records_the_reservation_before_any_pod() -> None:
     status = d.status
     assert status is not None and status.phase is Phase.CREATED
     assert status.reservation is not None and d.actions == ()
-    assert d.event is not None and (d.event.type, d.event.reason) == ("Normal", "Admitted")
-    assert d.event.message == "admitted: 2 GPUs reserved on n0, n1" and not d.wakes_queue
+    assert [(e.type, e.reason, e.message) for e in d.events] == [
+        ("Normal", "Admitted", "admitted: 2 GPUs reserved on n0, n1")]
+    assert not d.wakes_queue
     assert status.reservation.nodes == ["n1", "n0"] and status.reservation.attempt == 1
     assert {c.type: c.status for c in status.conditions}["Admitted"] == "True"
 
@@ -83,7 +84,7 @@ def test_deploying_with_some_workers_still_starting_only_updates_counts() -> Non
     d = decide(job(at("Deploying"), workers=2),
                [running(0), pod(1, phase="Pending", containers=[])], NOW, S)
     assert d.status is not None and d.status.phase is Phase.DEPLOYING
-    assert d.status.worker_summary == "1/2" and d.event is None
+    assert d.status.worker_summary == "1/2" and d.events == ()
 
 
 def test_deploying_recreates_a_missing_pod() -> None:
@@ -136,7 +137,7 @@ def test_run_deadline() -> None:
     d = decide(j, [running(0)], NOW, S)
     assert d.status is not None and d.status.reason == "DeadlineExceeded"
     early = decide(j, [running(0)], NOW - timedelta(seconds=40), S)
-    assert early.event is None and early.recheck_at is not None
+    assert early.events == () and early.recheck_at is not None
     assert early.status is None or early.status.phase is Phase.RUNNING
 
 
@@ -227,7 +228,7 @@ def test_run_deadline_counts_only_this_attempts_time_running() -> None:
     j = job(at("Running", attempt=2, startTime="2026-01-01T08:00:00Z"),
             timeouts={"runSeconds": 120})
     d = decide(j, [running(0, attempt=2)], NOW, S)
-    assert d.event is None and d.recheck_at == NOW + timedelta(seconds=60)
+    assert d.events == () and d.recheck_at == NOW + timedelta(seconds=60)
 
 
 def _nodes(j: TrainingJob, pods: Sequence[PodView], **views: NodeView | None) -> Snapshot:
@@ -257,7 +258,7 @@ def test_not_ready_node_counts_as_lost_only_after_its_grace() -> None:
     pods = [running(0), pod(1, node="n1")]
     settings = Settings(node_lost_grace_seconds=60)
     within = decide(j, pods, NOW, settings, _nodes(j, pods, n1=_down(20)))
-    assert within.event is None and within.recheck_at == NOW + timedelta(seconds=40)
+    assert within.events == () and within.recheck_at == NOW + timedelta(seconds=40)
     past = decide(j, pods, NOW, settings, _nodes(j, pods, n1=_down(61)))
     assert past.status is not None and past.status.reason == "WorkerLost"
     assert "node n1 has been NotReady for 61s" in (past.status.message or "")
@@ -335,8 +336,8 @@ def test_unreadable_job_gets_a_terminal_invalid_spec_status_once() -> None:
     assert message.startswith("the spec cannot be read: spec.workers: ")
     assert [(h.phase, h.reason, h.message, h.time) for h in status.history] == [
         (Phase.DEPLOY_FAILED, "InvalidSpec", message, "2026-01-01T12:00:00Z")]
-    assert d.event is not None and (d.event.type, d.event.reason, d.event.message) == (
-        "Warning", "InvalidSpec", message)
+    assert [(e.type, e.reason, e.message) for e in d.events] == [
+        ("Warning", "InvalidSpec", message)]
     assert lifecycle.unreadable(_unreadable({"phase": "DeployFailed"}), NOW) == Decision()
 
 

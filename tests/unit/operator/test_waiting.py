@@ -69,7 +69,7 @@ def test_queue_writes_put_changed_reasons_first_then_the_head_of_the_queue() -> 
     due = queue_writes(jobs, waits, NOW, S)
     # c's reason changed: first; held was refreshed a second ago: not due at all.
     assert [j.metadata.name for j, _ in due] == ["c", "a", "b"]
-    assert all(d.status is not None and d.event is None for _, d in due)
+    assert all(d.status is not None and d.events == () for _, d in due)
 
 
 def test_write_budget_refills_at_its_rate_and_saves_up_only_a_burst() -> None:
