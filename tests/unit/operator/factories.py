@@ -65,11 +65,14 @@ def running(index: int = 0, attempt: int = 1, deadline: int | None = None) -> Po
 
 
 def exited(index: int = 0, code: int = 0, reason: str = "Completed",
-           phase: str | None = None) -> PodView:
+           phase: str | None = None, message: str | None = None) -> PodView:
     """`phase="Running"`: as a kubelet first reports it, the container's exit before the
-    pod's terminal phase."""
+    pod's terminal phase. `message`: its termination message (the log tail on failure)."""
+    terminated: dict[str, Any] = {"exitCode": code, "reason": reason}
+    if message is not None:
+        terminated["message"] = message
     return pod(index, phase=phase or ("Succeeded" if code == 0 else "Failed"),
-               containers=[container(terminated={"exitCode": code, "reason": reason})])
+               containers=[container(terminated=terminated)])
 
 
 def waiting(index: int, why: str, message: str = "m") -> PodView:

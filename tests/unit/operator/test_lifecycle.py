@@ -5,7 +5,14 @@ from datetime import timedelta
 
 import pytest
 from trainingjob_operator import lifecycle
-from trainingjob_operator.decision import CreatePod, CreateService, Decision, DeletePod, StopPod
+from trainingjob_operator.decision import (
+    CreatePod,
+    CreateService,
+    Decision,
+    DeleteJob,
+    DeletePod,
+    StopPod,
+)
 from trainingjob_operator.lifecycle import EDGES, decide
 from trainingjob_operator.models import TrainingJob, Unreadable, read_job
 from trainingjob_operator.nodes import NodeView, Snapshot, job_nodes
@@ -424,3 +431,80 @@ def test_a_retry_still_deletes_every_pod() -> None:
                [exited(0, phase="Running"), running(1), pod(2, deleted=True)], NOW, S)
     assert d.status is not None and d.status.phase is Phase.PENDING
     assert d.actions == (DeletePod("j-worker-0", 60), DeletePod("j-worker-1", 60))
+
+
+def test_a_failed_job_records_the_container_and_the_end_of_its_output() -> None:
+    said = "epoch 1\nValueError: 3 shards for 4 workers\nexiting with code 1\n"
+    d = decide(job(at("Running"), workers=2), [running(0), exited(1, 1, "Error", message=said)],
+               NOW, S)
+    status = d.status
+    assert status is not None and (status.phase, status.reason) == (Phase.FAILED, "Error")
+    assert status.failure is not None
+    assert (status.failure.worker, status.failure.pod, status.failure.container,
+            status.failure.exit_code, status.failure.reason) == (1, "j-worker-1", "trainer", 1,
+                                                                  "Error")
+    assert status.failure.output == said.rstrip("\n")
+    assert status.message == ("worker 1 (pod j-worker-1): container trainer exited with code 1: "
+                              "'ValueError: 3 shards for 4 workers'; see kubectl logs j-worker-1")
+
+
+def test_gpu_out_of_memory_in_the_output_is_its_own_reason_with_the_fixes() -> None:
+    said = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB."
+    d = decide(job(at("Running")), [exited(0, 1, "Error", message=said)], NOW, S)
+    assert d.status is not None and d.status.reason == "GPUOutOfMemory"
+    assert "lower the batch size" in (d.status.message or "")
+    assert d.status.failure is not None and d.status.failure.output == said
+
+
+def test_a_peer_that_lost_its_master_is_reported_only_when_nothing_else_failed() -> None:
+    lost_peer = exited(0, 1, "Error", message="rendezvous failed: connection refused to "
+                       "j-worker-1.j-workers.ns.svc:29500 after 3s")
+    crashed = exited(1, 1, "Error", message="Segmentation fault")
+    d = decide(job(at("Running"), workers=2), [lost_peer, crashed], NOW, S)
+    assert d.status is not None and d.status.reason == "Error"
+    assert d.status.failure is not None and d.status.failure.worker == 1
+    alone = decide(job(at("Running"), workers=2), [lost_peer, running(1)], NOW, S)
+    assert alone.status is not None and alone.status.reason == "RendezvousFailed"
+
+
+def test_setup_that_cannot_resolve_its_requirements_is_dependencies_failed() -> None:
+    pip = ("ERROR: Could not find a version that satisfies the requirement torch==9.9\n"
+           "ERROR: No matching distribution found for torch==9.9")
+    failed = pod(0, phase="Failed", containers=[], init=[{"name": "setup", "state": {
+        "terminated": {"exitCode": 1, "reason": "Error", "message": pip}}}])
+    d = decide(job(at("Deploying"), setup={"command": ["pip"]}), [failed], NOW, S)
+    assert d.status is not None and (d.status.phase, d.status.reason) == (
+        Phase.DEPLOY_FAILED, "DependenciesFailed")
+    assert "(torch==9.9)" in (d.status.message or "")
+    assert d.status.failure is not None and d.status.failure.container == "setup"
+
+
+def test_a_completed_job_carries_rank_0s_result_and_a_warning_for_what_was_ignored() -> None:
+    done = exited(0, message='{"model": "s3://b/m", "metrics": {"loss": 0.1}, "x": 1}')
+    d = decide(job(at("Running"), workers=2), [done, exited(1, message="not json")], NOW, S)
+    status = d.status
+    assert status is not None and status.phase is Phase.COMPLETED
+    assert status.result is not None and status.result.model == "s3://b/m"
+    assert status.result.metrics == {"loss": 0.1}
+    assert status.message == "all 2 workers exited 0; model: s3://b/m"
+    assert [(e.type, e.reason) for e in d.events] == [("Normal", "Succeeded"),
+                                                       ("Warning", "ResultIgnored")]
+    assert "unknown key 'x'" in d.events[1].message
+    plain = decide(job(at("Running")), [exited(0)], NOW, S)
+    assert plain.status is not None and plain.status.result is None and len(plain.events) == 1
+
+
+def test_a_finished_job_is_deleted_once_its_ttl_is_over_and_the_sweep_knows_when() -> None:
+    finished = at("Completed", completionTime="2026-01-01T11:59:00Z")
+    j = job(finished, ttlSecondsAfterFinished=120)
+    before = decide(j, [], NOW, S)
+    assert before.actions == () and before.recheck_at == NOW + timedelta(seconds=60)
+    after = decide(j, [], NOW + timedelta(seconds=60), S)
+    assert after.actions == (DeleteJob(j.metadata.resource_version),)
+    kept = decide(job(finished), [], NOW + timedelta(days=365), S)
+    assert kept.actions == () and kept.recheck_at is None  # no TTL: kept
+    default = Settings(ttl_seconds_after_finished=0)
+    assert decide(job(finished), [], NOW, default).actions == (
+        DeleteJob(job(finished).metadata.resource_version),)
+    own = decide(job(finished, ttlSecondsAfterFinished=3600), [], NOW, default)
+    assert own.actions == ()  # the job's own value wins over the operator's default

@@ -54,3 +54,26 @@ def test_headless_service() -> None:
     svc = workers_service(job(), S)
     assert svc["metadata"]["name"] == "j-workers" and svc["spec"]["clusterIP"] == "None"
     assert svc["spec"]["selector"] == {"training.dev/job-name": "j"}
+
+
+def test_failed_containers_report_the_tail_of_their_output() -> None:
+    pod = worker_pod(job(at("Created"), setup={"command": ["pip"]}), 0, None, S)
+    containers = [*pod["spec"]["initContainers"], *pod["spec"]["containers"]]
+    assert [c["terminationMessagePolicy"] for c in containers] == ["FallbackToLogsOnError"] * 2
+
+
+def test_output_volume_is_mounted_in_every_container_and_named_in_the_env() -> None:
+    j = job(at("Created"), setup={"command": ["pip"]},
+            volumeMounts=[{"name": "data", "mountPath": "/data"}],
+            output={"volume": {"persistentVolumeClaim": {"claimName": "models"}},
+                    "path": "/models"},
+            template={"spec": {"volumes": [{"name": "data", "emptyDir": {}}]}})
+    spec = worker_pod(j, 1, None, S)["spec"]
+    assert spec["volumes"] == [{"name": "data", "emptyDir": {}},
+                               {"name": "output", "persistentVolumeClaim": {"claimName": "models"}}]
+    for c in (*spec["initContainers"], *spec["containers"]):
+        assert c["volumeMounts"] == [{"name": "data", "mountPath": "/data"},
+                                     {"name": "output", "mountPath": "/models"}]
+        assert {"name": "TRAININGJOB_OUTPUT_DIR", "value": "/models"} in c["env"]
+    plain = worker_pod(job(at("Created")), 0, None, S)["spec"]
+    assert "volumes" not in plain and "volumeMounts" not in plain["containers"][0]
