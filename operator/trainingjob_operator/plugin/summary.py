@@ -17,7 +17,8 @@ from trainingjob_operator.workers import WorkerState, classify
 
 SUMMARY_KEYS = ("name", "namespace", "phase", "reason", "message", "active", "attempt",
                 "priority", "workers", "gpus", "gpusPerWorker", "gpuResource", "queue",
-                "stopRequested", "created", "started", "finished", "phaseSince", "ageSeconds")
+                "stopRequested", "created", "started", "finished", "phaseSince", "ageSeconds",
+                "failure", "result")
 
 
 def is_active(job: TrainingJob | Unreadable) -> bool:
@@ -84,6 +85,10 @@ def job_summary(job: TrainingJob, now: datetime) -> dict[str, Any]:
         "finished": status.completion_time,
         "phaseSince": status.phase_time,
         "ageSeconds": None if age is None else int(age),
+        "failure": None if status.failure is None else status.failure.model_dump(
+            by_alias=True, mode="json"),
+        "result": None if status.result is None else status.result.model_dump(
+            by_alias=True, mode="json"),
     }
 
 

@@ -97,6 +97,26 @@ def _queue_lines(job: TrainingJob, now: datetime, width: int) -> list[str]:
     return lines
 
 
+def _outcome_lines(job: TrainingJob, width: int) -> list[str]:
+    """What a finished job produced, or the container that ended it and its last output."""
+    lines: list[str] = []
+    result, failure = job.status.result, job.status.failure
+    if result is not None and result.model:
+        lines += _field("Model", result.model, width)
+    if result is not None and result.metrics:
+        lines += _field("Metrics", ", ".join(f"{k}={v:g}" for k, v in result.metrics.items()),
+                        width)
+    if failure is not None:
+        code = "" if failure.exit_code is None else f", exit code {failure.exit_code}"
+        why = f" ({failure.reason})" if failure.reason else ""
+        lines += _field("Failure", f"worker {failure.worker}, pod {failure.pod}, container "
+                        f"{failure.container}{code}{why}", width)
+        if failure.output:
+            lines.append(" " * LABEL + "last output:")
+            lines += [" " * (LABEL + 2) + line for line in failure.output.splitlines()]
+    return lines
+
+
 def _worker_lines(job: TrainingJob, pods: Sequence[WorkerPod]) -> list[str]:
     status = job.status
     ready, total = worker_counts(job)
@@ -158,6 +178,7 @@ def view_text(job: TrainingJob, pods: Sequence[WorkerPod], now: datetime, width:
         lines.append(f"{'Reason:':<{LABEL}}{status.reason}")
     if status.message:
         lines += _field("Message", status.message, width)
+    lines += _outcome_lines(job, width)
     if spec.stop and is_active(job):
         lines += _field("Stop", "requested: workers get SIGTERM and "
                         f"{spec.termination_grace_period_seconds}s to exit", width)

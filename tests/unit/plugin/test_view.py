@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from trainingjob_operator.models import read_job
+from trainingjob_operator.models import JobResult, read_job
 from trainingjob_operator.plugin.summary import SUMMARY_KEYS, pod_state, worker_pods
 from trainingjob_operator.plugin.view import steps, unreadable_text, view_json, view_text
 from trainingjob_operator.pods import parse_pod
@@ -157,3 +157,28 @@ def test_unreadable_job_view_names_the_problem() -> None:
     out = unreadable_text(bad, NOW, 80)  # type: ignore[arg-type]
     assert "Problem:   the plugin cannot read this object: spec.image" in out
     assert "kubectl get trainingjob -o yaml" in out
+
+
+def test_view_shows_the_model_a_completed_job_produced() -> None:
+    done = completed()
+    done = done.model_copy(update={"status": done.status.model_copy(update={
+        "result": JobResult(model="s3://bucket/llama-ft/model", metrics={"loss": 0.12})})})
+    out = view_text(done, [], NOW, 100)
+    assert "Model:     s3://bucket/llama-ft/model" in out
+    assert "Metrics:   loss=0.12" in out
+    assert view_json(done, [], NOW)["result"] == {"model": "s3://bucket/llama-ft/model",
+                                                   "metrics": {"loss": 0.12}}
+
+
+def test_view_shows_the_container_that_failed_the_job_and_its_last_output() -> None:
+    failed = job(workers=2, status={
+        "phase": "Failed", "reason": "GPUOutOfMemory", "message": "worker 1 ...",
+        "failure": {"worker": 1, "pod": "llama-ft-worker-1", "container": "trainer",
+                    "exitCode": 1, "reason": "Error",
+                    "output": "step 3/10\ntorch.OutOfMemoryError: CUDA out of memory."}})
+    lines = view_text(failed, [], NOW, 100).splitlines()
+    at = lines.index("Failure:   worker 1, pod llama-ft-worker-1, container trainer, exit code 1 "
+                     "(Error)")
+    assert lines[at + 1:at + 4] == ["           last output:", "             step 3/10",
+                                    "             torch.OutOfMemoryError: CUDA out of memory."]
+    assert view_json(failed, [], NOW)["failure"]["exitCode"] == 1
