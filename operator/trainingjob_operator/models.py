@@ -43,9 +43,7 @@ class Output(Model):
     volume: FreeForm = Field(description=(
         "A volume source as a pod spec takes it, without a name: e.g. "
         "{persistentVolumeClaim: {claimName: models}}, {nfs: {server: ..., path: ...}} or "
-        "{emptyDir: {}}."), json_schema_extra=_rule(
-        "size(self) == 1", "spec.output.volume must name exactly one volume source, e.g. "
-        "{persistentVolumeClaim: {claimName: models}}"))
+        "{emptyDir: {}}."))  # exactly one source: validation.py (CEL cannot size a free map)
     path: str = Field("/output", min_length=2, max_length=1024, description=(
         "Where it is mounted; TRAININGJOB_OUTPUT_DIR says the same to the training code."),
         json_schema_extra=_rule("self.startsWith('/') && !self.contains(':')",

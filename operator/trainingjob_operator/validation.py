@@ -25,6 +25,12 @@ def invalid_spec(job: TrainingJob) -> str | None:
         if spec.gpu_resource in getattr(spec.resources, kind):
             return (f"spec.resources.{kind} sets {spec.gpu_resource}; request GPUs with "
                     "spec.gpusPerWorker instead")
+    if spec.output is not None:
+        sources = sorted(k for k in spec.output.volume if k != "name")
+        if len(sources) != 1:
+            return (f"spec.output.volume must name exactly one volume source, not "
+                    f"{len(sources)} ({', '.join(sources) or 'none'}); e.g. "
+                    "{persistentVolumeClaim: {claimName: models}}")
     if spec.template is not None:
         for field in OWNED_POD_FIELDS:
             if field in spec.template.spec:

@@ -26,3 +26,11 @@ def test_template_may_not_set_the_active_deadline_the_operator_stops_workers_wit
     problem = invalid_spec(job(template={"spec": {"activeDeadlineSeconds": 600}}))
     assert problem == ("spec.template.spec.activeDeadlineSeconds is set by the operator; use "
                        "spec.timeouts.runSeconds instead")
+
+
+@pytest.mark.parametrize("volume", [{}, {"emptyDir": {}, "hostPath": {"path": "/x"}}])
+def test_the_output_volume_names_exactly_one_source(volume: dict[str, Any]) -> None:
+    problem = invalid_spec(job(output={"volume": volume}))
+    assert problem is not None and problem.startswith(
+        "spec.output.volume must name exactly one volume source")
+    assert invalid_spec(job(output={"volume": {"name": "x", "emptyDir": {}}})) is None
