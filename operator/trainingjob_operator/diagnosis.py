@@ -1,10 +1,15 @@
 """Pure: known training failures, recognised in a failed container's own output.
 
 The kubelet hands the operator the tail of a container's log as its termination message
-(terminationMessagePolicy FallbackToLogsOnError: at most 80 lines and 2 KiB, stdout and
-stderr in the order the log holds them). `TABLE` is the one place to add a pattern: the
-first row that matches, in table order, names the reason, so an output that shows two
-failures (a CUDA out-of-memory that then breaks NCCL) gets the one that caused the other.
+(terminationMessagePolicy FallbackToLogsOnError). Upstream v1.33, pkg/kubelet/kuberuntime/
+kuberuntime_container.go: only for a non-zero exit and an empty /dev/termination-log,
+readLastStringFromContainerLogs keeps the last 80 lines, then the last 2048 bytes of them
+(a circular buffer: the first line may be cut), stdout and stderr in the order the CRI log
+holds them; tests/e2e/test_real_node_outcomes.py checks this on the real node.
+
+`TABLE` is the one place to add a pattern: the first row that matches, in table order, names
+the reason, so an output that shows two failures (a CUDA out-of-memory that then breaks NCCL)
+gets the one that caused the other.
 Output no row matches keeps the reason the exit alone gives (Error, SetupFailed).
 """
 

@@ -30,7 +30,8 @@ Obj = dict[str, Any]
 
 # The operator's whole authority (see kube.py, handlers.py, election.py), verbatim.
 NAMESPACED_RULES = [
-    {"apiGroups": ["training.dev"], "resources": ["trainingjobs"], "verbs": ["list", "watch"]},
+    {"apiGroups": ["training.dev"], "resources": ["trainingjobs"],
+     "verbs": ["list", "watch", "delete"]},
     {"apiGroups": ["training.dev"], "resources": ["trainingjobs/status"], "verbs": ["patch"]},
     {"apiGroups": ["training.dev"], "resources": ["trainingjobs/finalizers"],
      "verbs": ["update"]},

@@ -29,6 +29,10 @@ def _refused(ns: Kubectl, manifest: dict[str, Any]) -> str:
     ({"gpusPerWorker": -1}, "spec.gpusPerWorker must be 0 (CPU-only) or more"),
     ({"surprise": True}, 'unknown field "spec.surprise"'),
     ({"image": ""}, "spec.image must name a container image"),
+    ({"output": {"volume": {"emptyDir": {}}, "path": "models"}},
+     "spec.output.path must be an absolute path"),
+    ({"output": {"path": "/out"}}, "spec.output.volume: Required value"),
+    ({"ttlSecondsAfterFinished": -1}, "spec.ttlSecondsAfterFinished: Invalid value"),
 ])
 def test_invalid_spec_is_rejected_with_its_message(ns: Kubectl, spec: dict[str, Any],
                                                    says: str) -> None:
