@@ -12,8 +12,8 @@ IMAGE_TAG ?= 0.1.0
 IMAGE ?= $(IMAGE_REPO):$(IMAGE_TAG)
 KIND_CLUSTER ?= kind
 
-.PHONY: help venv devcluster-build cluster-up cluster-down cluster-status run test lint crds bench \
-	deploy-manifests image kind-load kind-deploy
+.PHONY: help venv lock devcluster-build cluster-up cluster-down cluster-status run test lint crds bench \
+	deploy-manifests image devcluster-load kind-load kind-deploy
 
 help:
 	@echo "make run            devcluster (unless KUBECONFIG is set), the CRD, and the operator in the foreground"
@@ -22,16 +22,27 @@ help:
 	@echo "make lint           ruff, mypy --strict and the import layers (lint-imports)"
 	@echo "make crds           regenerate crds/ from the pydantic models (and the chart's copy)"
 	@echo "make deploy-manifests  regenerate the kustomize base deploy/ from the Helm chart"
-	@echo "make image          docker build -t \$$(IMAGE) (needs Docker: not on the dev machine)"
+	@echo "make image          build \$$(IMAGE) from the Dockerfile (Docker and a base built here; no registry)"
+	@echo "make devcluster-load  load \$$(IMAGE) into devcluster's real nodes"
 	@echo "make kind-load      load \$$(IMAGE) into kind cluster \$$(KIND_CLUSTER) (needs Docker and kind)"
 	@echo "make kind-deploy    kind-load, then helm upgrade --install the chart with that image (needs Docker and kind)"
 	@echo "make bench          200 one-worker jobs at once on devcluster: time to all Completed, peak memory"
 
-$(VENV)/.installed: pyproject.toml
+# The same pinned, hash-checked versions as the image (requirements.lock is the runtime
+# subset of requirements-dev.lock); `make lock` regenerates both from pyproject.toml.
+$(VENV)/.installed: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
+
+PIP_COMPILE = $(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+	--no-emit-find-links --no-emit-index-url
+lock: venv
+	$(VENV)/bin/pip install --quiet "pip-tools>=7.4,<8"
+	$(PIP_COMPILE) -o requirements.lock pyproject.toml
+	$(PIP_COMPILE) --extra dev -o requirements-dev.lock pyproject.toml
 
 venv: $(VENV)/.installed
 
@@ -81,9 +92,16 @@ crds: venv
 deploy-manifests: venv
 	$(PY) charts/render_deploy.py
 
-# These need a Docker engine (and kind), which the dev machine does not have.
-image:
-	docker build -t $(IMAGE) .
+# The operator image, from the Dockerfile: a Docker engine (Debian's docker.io, started here
+# if none answers), a base made with mmdebstrap and the locked wheels; no registry.
+image: venv
+	@$(DEVCLUSTER) image --tag $(IMAGE)
+
+# The devcluster counterpart of kind-load: the image into the real nodes' containerd.
+devcluster-load: venv
+	@$(DEVCLUSTER) load-image $(IMAGE)
+
+# These need kind.
 
 kind-load:
 	kind load docker-image $(IMAGE) --name $(KIND_CLUSTER)

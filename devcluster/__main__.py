@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from pathlib import Path
 
-from devcluster import build, cluster
+from devcluster import build, cluster, opimage
 from devcluster.components import NodeShape
 
 
@@ -39,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
                             "default 8)")
     start.add_argument("--port", type=int, default=int(env("DEVCLUSTER_PORT", "0")),
                        help="kube-apiserver port ($DEVCLUSTER_PORT; default 0 = any free port)")
+    image = sub.add_parser("image", help="build the operator image from the Dockerfile "
+                                         "(docker, a base made with mmdebstrap, no registry)")
+    image.add_argument("--tag", default="trainingjob-operator:0.1.0")
+    load = sub.add_parser("load-image", help="put a built image into the real nodes' "
+                                             "containerd (what `kind load docker-image` does)")
+    load.add_argument("tag")
     sub.add_parser("down", help="stop the cluster (idempotent) and remove its state")
     sub.add_parser("status", help="components, pids and memory; exit 1 unless all are running")
     sub.add_parser("env", help="print the export line for the cluster's kubeconfig")
@@ -66,6 +73,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"devcluster: up at {state.server} in {state.ready_seconds:.1f}s with "
                   f"{shape.count} nodes x {shape.gpus} nvidia.com/gpu{real}", file=sys.stderr)
             print(cluster.env_line(args.dir))
+        elif args.command == "image":
+            built = opimage.build_image(args.tag, lambda line: print(line, file=sys.stderr))
+            print(f"devcluster: built {built.tag} in {built.seconds:.1f}s, "
+                  f"{built.size_bytes / 2**20:.0f} MiB", file=sys.stderr)
+        elif args.command == "load-image":
+            with tempfile.TemporaryDirectory(prefix="devcluster-image-") as tmp:
+                archive = opimage.save(args.tag, Path(tmp) / "image.tar",
+                                       lambda line: print(line, file=sys.stderr))
+                names = cluster.load_image(args.dir, archive)
+            print(f"devcluster: {args.tag} loaded into {', '.join(names)}", file=sys.stderr)
         elif args.command == "down":
             was = cluster.down(args.dir)
             print(f"devcluster: {'stopped' if was else 'nothing was running'}; "
@@ -79,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise cluster.ClusterError(f"no cluster in {args.dir}; start one with "
                                            "`make cluster-up`")
             print(cluster.env_line(args.dir))
-    except (cluster.ClusterError, build.BuildError) as err:
+    except (cluster.ClusterError, build.BuildError, opimage.ImageError) as err:
         print(f"devcluster: {err}", file=sys.stderr)
         return 1
     return 0

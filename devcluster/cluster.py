@@ -353,6 +353,25 @@ def _real_node_builds(log: Callable[[str], None]) -> _RealNodeBins:
     return _RealNodeBins(dns_dir=build.ensure_dns(), images=images.ensure_images())
 
 
+def load_image(data_dir: Path, archive: Path) -> list[str]:
+    """Import an image archive (`docker save` or OCI) into every real node's containerd, as
+    `kind load docker-image` does for kind; the names of the nodes it went to."""
+    state = read_state(data_dir.resolve())
+    if state is None:
+        raise ClusterError(f"no cluster in {data_dir}; start one with `make cluster-up`")
+    nodes = state.nodes(data_dir.resolve())
+    if not nodes:
+        raise ClusterError("this cluster has no real node to load an image into; start it "
+                           "with --real-nodes 1")
+    for node in nodes:
+        proc = subprocess.run([realnode.CTR, "--address", str(node.containerd_socket),
+                               "--namespace", "k8s.io", "images", "import", str(archive)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ClusterError(f"ctr images import on {node.name} failed: {proc.stderr}")
+    return [n.name for n in nodes]
+
+
 def _start_real_nodes(launch: _Launch, nodes: list[RealNode], network: Network,
                       bins: _RealNodeBins, server: str, ca: bytes, pki: Pki,
                       admin: Path, deadline: float) -> None:
