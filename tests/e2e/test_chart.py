@@ -290,8 +290,8 @@ def test_rbac_is_least_privilege(helm: Path, values: list[str]) -> None:
         for field in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[field], rule
         assert not {"secrets", "configmaps", "deployments"} & set(rule["resources"]), rule
-        if "trainingjobs" in rule["resources"]:
-            assert set(rule["verbs"]) <= {"list", "watch"}, rule
+        if "trainingjobs" in rule["resources"]:  # delete: only ttlSecondsAfterFinished
+            assert set(rule["verbs"]) <= {"list", "watch", "delete"}, rule
     # Exactly these rules, in either mode: the modes differ only in how they are bound.
     assert sorted(map(repr, rules)) == sorted(
         map(repr, NAMESPACED_RULES + CLUSTER_RULES + LEASE_RULES))
