@@ -78,10 +78,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"devcluster: built {built.tag} in {built.seconds:.1f}s, "
                   f"{built.size_bytes / 2**20:.0f} MiB", file=sys.stderr)
         elif args.command == "load-image":
+            targets = cluster.image_targets(args.dir)
             with tempfile.TemporaryDirectory(prefix="devcluster-image-") as tmp:
                 archive = opimage.save(args.tag, Path(tmp) / "image.tar",
                                        lambda line: print(line, file=sys.stderr))
-                names = cluster.load_image(args.dir, archive)
+                names = cluster.load_image(targets, archive)
             print(f"devcluster: {args.tag} loaded into {', '.join(names)}", file=sys.stderr)
         elif args.command == "down":
             was = cluster.down(args.dir)

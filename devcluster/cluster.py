@@ -353,9 +353,8 @@ def _real_node_builds(log: Callable[[str], None]) -> _RealNodeBins:
     return _RealNodeBins(dns_dir=build.ensure_dns(), images=images.ensure_images())
 
 
-def load_image(data_dir: Path, archive: Path) -> list[str]:
-    """Import an image archive (`docker save` or OCI) into every real node's containerd, as
-    `kind load docker-image` does for kind; the names of the nodes it went to."""
+def image_targets(data_dir: Path) -> list[RealNode]:
+    """The real nodes an image can be loaded into; a clear error when there are none."""
     state = read_state(data_dir.resolve())
     if state is None:
         raise ClusterError(f"no cluster in {data_dir}; start one with `make cluster-up`")
@@ -363,6 +362,12 @@ def load_image(data_dir: Path, archive: Path) -> list[str]:
     if not nodes:
         raise ClusterError("this cluster has no real node to load an image into; start it "
                            "with --real-nodes 1")
+    return nodes
+
+
+def load_image(nodes: list[RealNode], archive: Path) -> list[str]:
+    """Import an image archive (`docker save` or OCI) into every real node's containerd, as
+    `kind load docker-image` does for kind; the names of the nodes it went to."""
     for node in nodes:
         proc = subprocess.run([realnode.CTR, "--address", str(node.containerd_socket),
                                "--namespace", "k8s.io", "images", "import", str(archive)],
