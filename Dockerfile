@@ -39,7 +39,10 @@ ENV PYTHONPATH=/opt/app/deps:/opt/app \
     PYTHONUNBUFFERED=1
 COPY --from=builder /opt/app /opt/app
 # The chart's runAsUser/runAsGroup (65532, "nonroot" by convention): numeric, so the kubelet
-# can check runAsNonRoot without a passwd entry.
+# can check runAsNonRoot; and named in /etc/passwd, since kopf asks for the user's name
+# (getpass.getuser) to make its identity.
+RUN echo 'nonroot:x:65532:65532:nonroot:/nonexistent:/usr/sbin/nologin' >> /etc/passwd \
+ && echo 'nonroot:x:65532:' >> /etc/group
 USER 65532:65532
 WORKDIR /tmp
 ENTRYPOINT ["python3", "-m", "trainingjob_operator"]

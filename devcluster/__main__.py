@@ -38,6 +38,10 @@ def _parser() -> argparse.ArgumentParser:
                        default=int(env("DEVCLUSTER_REAL_NODE_GPUS", "8")),
                        help="nvidia.com/gpu each real node advertises ($DEVCLUSTER_REAL_NODE_GPUS, "
                             "default 8)")
+    start.add_argument("--services", action="store_true",
+                       default=env("DEVCLUSTER_SERVICES", "") in ("1", "true"),
+                       help="run kube-proxy, so the real nodes' pods reach Services by their "
+                            "ClusterIP, the API server's included ($DEVCLUSTER_SERVICES)")
     start.add_argument("--port", type=int, default=int(env("DEVCLUSTER_PORT", "0")),
                        help="kube-apiserver port ($DEVCLUSTER_PORT; default 0 = any free port)")
     image = sub.add_parser("image", help="build the operator image from the Dockerfile "
@@ -66,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             shape = NodeShape(count=args.nodes, gpus=args.gpus_per_node, cpu=args.cpu_per_node,
                               memory=args.memory_per_node, pods=args.pods_per_node)
             state = cluster.up(args.dir, shape, args.port, real_nodes=args.real_nodes,
-                               real_node_gpus=args.real_node_gpus,
+                               real_node_gpus=args.real_node_gpus, services=args.services,
                                log=lambda line: print(line, file=sys.stderr))
             real = (f" and {state.real_nodes} real nodes x {args.real_node_gpus} nvidia.com/gpu"
                     if state.real_nodes else "")

@@ -16,6 +16,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -64,6 +65,7 @@ class State:
     real_nodes: int = 0
     bridge: str = ""
     octet: int = 0
+    services: bool = False  # kube-proxy runs for the real nodes' pods
 
     @property
     def server(self) -> str:
@@ -205,11 +207,12 @@ def _create(url: str, body: dict[str, object], ctx: ssl.SSLContext) -> None:
 class _Launch:
     """One `up` in progress: starts components in order and records each in state.json."""
 
-    def __init__(self, data_dir: Path, bin_dir: Path, pki: Pki, ports: Ports) -> None:
+    def __init__(self, data_dir: Path, bin_dir: Path, pki: Pki, ports: Ports,
+                 advertise: str = "127.0.0.1") -> None:
         self.data_dir = data_dir
         self.logs = data_dir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.argv = command_lines(bin_dir, data_dir, pki, ports)
+        self.argv = command_lines(bin_dir, data_dir, pki, ports, advertise)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.state = State(pgid=0, ports=asdict(ports),
                            bin_dir=str(bin_dir))
@@ -248,11 +251,13 @@ def _kubectl(bin_dir: Path, kubeconfig_file: Path, *args: str,
 
 def up(data_dir: Path, shape: NodeShape, apiserver_port: int = 0,
        log: Callable[[str], None] = print, real_nodes: int = 0,
-       real_node_gpus: int = 8) -> State:
+       real_node_gpus: int = 8, services: bool = False) -> State:
     """Build (or reuse) the binaries, start every component and wait until ready.
 
     ``real_nodes`` kubelets with their own containerd join the kwok nodes where this machine
     can run them; where it cannot, `up` says why in one line and goes on without them.
+    ``services``: kube-proxy maps ClusterIPs for their pods (one cluster per machine may ask:
+    kube-proxy's nftables tables have fixed names).
     """
     data_dir = data_dir.resolve()
     _check_can_start(data_dir, apiserver_port)
@@ -272,10 +277,12 @@ def up(data_dir: Path, shape: NodeShape, apiserver_port: int = 0,
     auto = free_ports(6)
     ports = Ports(etcd_client=auto[0], etcd_peer=auto[1], apiserver=apiserver_port or auto[2],
                   controller_manager=auto[3], scheduler=auto[4], kwok=auto[5])
-    launch = _Launch(data_dir, bin_dir, pki, ports)
+    launch = _Launch(data_dir, bin_dir, pki, ports,
+                     advertise=network.gateway if network and services else "127.0.0.1")
     if network:
         launch.state.real_nodes, launch.state.bridge = len(nodes), network.bridge
         launch.state.octet = network.octet
+        launch.state.services = services
     server = f"https://127.0.0.1:{ports.apiserver}"
     ca = pki.ca_cert.read_bytes()
     kube_dir = data_dir / "kubeconfigs"
@@ -383,6 +390,7 @@ def _start_real_nodes(launch: _Launch, nodes: list[RealNode], network: Network,
     """The bridge, then per node containerd (with the images) and the kubelet; then the
     cluster DNS on the bridge."""
     hostnode.create_bridge(network, [n.ip for n in nodes])
+    hostnode.fence(network)
     hostnode.link_short_dir(launch.data_dir)
     bin_dir = Path(launch.state.bin_dir)
     certs_of = {n.name: realnode.NodeCerts(
@@ -426,6 +434,26 @@ def _start_real_nodes(launch: _Launch, nodes: list[RealNode], network: Network,
     launch.start("coredns")
     launch.wait_until("CoreDNS /ready", lambda: _get(
         f"http://127.0.0.1:{ready}/ready", None) is not None, deadline)
+    if launch.state.services:
+        _start_kube_proxy(launch, nodes[0], bin_dir, deadline)
+
+
+def _start_kube_proxy(launch: _Launch, node: RealNode, bin_dir: Path, deadline: float) -> None:
+    """One kube-proxy for the machine (every real node shares the bridge and its rules), and
+    the relay from the API server's advertised address on the bridge to its loopback one."""
+    api = launch.state.ports["apiserver"]
+    launch.argv["apiserver-relay"] = [sys.executable, "-m", "devcluster.relay",
+                                      f"{node.network.gateway}:{api}", f"127.0.0.1:{api}"]
+    launch.start("apiserver-relay")
+    healthz, metrics = free_ports(2)
+    launch.state.ports.update(kube_proxy_healthz=healthz, kube_proxy_metrics=metrics)
+    config = launch.data_dir / "kube-proxy.yaml"
+    config.write_text(yaml.safe_dump(realnode.kube_proxy_config(
+        node, launch.data_dir / "kubeconfigs" / "kube-proxy.yaml", healthz, metrics)))
+    launch.argv["kube-proxy"] = realnode.kube_proxy_argv(bin_dir, config)
+    launch.start("kube-proxy")
+    launch.wait_until("kube-proxy /healthz", lambda: _get(
+        f"http://127.0.0.1:{healthz}/healthz", None) is not None, deadline)
 
 
 def pod_log_path(data_dir: Path) -> Path:
@@ -491,13 +519,18 @@ def down(data_dir: Path) -> bool:
         _stop_group(state.pgid)
         for node in nodes:
             hostnode.clean_node(node)
-        if state.bridge:
-            hostnode.delete_bridge(state.bridge)
+        if state.services:
+            hostnode.remove_kube_proxy_rules()
+        network = state.network()
+        if network is not None:
+            hostnode.unfence(network)
+            hostnode.delete_bridge(network.bridge)
     hostnode.unlink_short_dir(data_dir)
     if (data_dir / "nodes").exists():  # an `up` that died before writing its state
         hostnode.unmount_under(data_dir / "nodes")
         shutil.rmtree(data_dir / "nodes", ignore_errors=True)
-    for child in ("etcd", "pki", "kubeconfigs", "kubeconfig", "state.json", "Corefile"):
+    for child in ("etcd", "pki", "kubeconfigs", "kubeconfig", "state.json", "Corefile",
+                  "kube-proxy.yaml"):
         path = data_dir / child
         if path.is_dir():
             shutil.rmtree(path)

@@ -76,7 +76,8 @@ def kubeconfig(server: str, ca_cert: bytes, client_cert: bytes, client_key: byte
     }
 
 
-def command_lines(bin_dir: Path, data_dir: Path, pki: Pki, ports: Ports) -> dict[str, list[str]]:
+def command_lines(bin_dir: Path, data_dir: Path, pki: Pki, ports: Ports,
+                  advertise: str = "127.0.0.1") -> dict[str, list[str]]:
     """The argv of every component, keyed by COMPONENTS' names."""
     kubeconfigs = data_dir / "kubeconfigs"
     etcd_url = f"http://127.0.0.1:{ports.etcd_client}"
@@ -103,7 +104,9 @@ def command_lines(bin_dir: Path, data_dir: Path, pki: Pki, ports: Ports) -> dict
         ],
         "kube-apiserver": [
             str(bin_dir / "kube-apiserver"), f"--etcd-servers={etcd_url}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+            # Served on loopback; advertised (the `kubernetes` Service's endpoint, which may
+            # not be loopback) at the real nodes' bridge, where a relay forwards to it.
+            "--bind-address=127.0.0.1", f"--advertise-address={advertise}",
             f"--secure-port={ports.apiserver}", *serving, f"--client-ca-file={pki.ca_cert}",
             # Real nodes' kubelets are confined to their own node's objects.
             "--authorization-mode=Node,RBAC",

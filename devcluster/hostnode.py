@@ -18,7 +18,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from devcluster.realnode import CTR, PACKAGES, Network, RealNode, short_link
+from devcluster.realnode import (
+    CTR,
+    KUBE_PROXY_TABLE,
+    NFT,
+    PACKAGES,
+    Network,
+    RealNode,
+    fence_rules,
+    fence_table,
+    short_link,
+)
 
 CGROUP_V1 = Path("/sys/fs/cgroup")
 
@@ -85,6 +95,23 @@ def create_bridge(network: Network, node_ips: list[str]) -> None:
     for address in node_ips:
         _ip("addr", "replace", f"{address}/32", "dev", network.bridge)
     _ip("link", "set", network.bridge, "up")
+
+
+def fence(network: Network) -> None:
+    """Keep the pods' traffic on this machine (realnode.fence_rules)."""
+    unfence(network)
+    subprocess.run([NFT, "-f", "-"], input=fence_rules(network), text=True, check=True,
+                   capture_output=True)
+
+
+def unfence(network: Network) -> None:
+    subprocess.run([NFT, "delete", "table", "inet", fence_table(network)], capture_output=True)
+
+
+def remove_kube_proxy_rules() -> None:
+    """kube-proxy's own tables (it names them itself; one kube-proxy per machine)."""
+    for family in ("ip", "ip6"):
+        subprocess.run([NFT, "delete", "table", family, KUBE_PROXY_TABLE], capture_output=True)
 
 
 def delete_bridge(name: str) -> None:

@@ -35,6 +35,9 @@ CLIENTS: dict[str, tuple[str, str | None]] = {
     "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", "system:masters"),
     # Cluster DNS for real nodes; RBAC grants it what its kubernetes plugin reads.
     "coredns": ("system:coredns", None),
+    # kube-proxy for real nodes' pods: the bootstrap ClusterRoleBinding system:node-proxier
+    # grants this user what it reads (Services, EndpointSlices, Nodes) and its Events.
+    "kube-proxy": ("system:kube-proxy", None),
 }
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devcluster.pki import SERVICE_CLUSTER_IP_RANGE
+
 # Tells real nodes from kwok's (whose nodes carry type=kwok).
 REAL_NODE_LABEL = ("type", "real")
 # Keeps pods that don't ask for a real node (every kwok test) off it.
@@ -26,8 +28,9 @@ CONTAINERD = "/usr/bin/containerd"
 CTR = "/usr/bin/ctr"
 CNI_BIN_DIR = "/usr/lib/cni"
 # Debian packages a real node needs, and a file each installs.
+NFT = "/usr/sbin/nft"
 PACKAGES = {"containerd": CONTAINERD, "runc": "/usr/bin/runc",
-            "containernetworking-plugins": f"{CNI_BIN_DIR}/bridge"}
+            "containernetworking-plugins": f"{CNI_BIN_DIR}/bridge", "nftables": NFT}
 # The second octet of the pod network comes from this range (10.<octet>.0.0/16).
 _OCTETS = range(200, 250)
 KUBELET_PORT = 10250
@@ -207,7 +210,8 @@ def cni_conflist(node: RealNode) -> dict[str, Any]:
     """The pod network: the cluster's bridge, addresses from the node's own range.
 
     No default route and no masquerade: a pod reaches the /16 on the bridge (pods of every
-    real node, node addresses, the DNS) and nothing beyond this machine.
+    real node, node addresses, the DNS), the Service addresses through this machine, and
+    nothing beyond it (`fence_rules`).
     """
     start, end = node.network.pod_range(node.index)
     return {
@@ -224,6 +228,8 @@ def cni_conflist(node: RealNode) -> dict[str, Any]:
                 "dataDir": str(node.dir / "cni-ipam"),
                 "ranges": [[{"subnet": node.network.cidr, "rangeStart": start,
                              "rangeEnd": end, "gateway": node.network.gateway}]],
+                # ClusterIPs go to this machine, where kube-proxy (when it runs) maps them.
+                "routes": [{"dst": SERVICE_CLUSTER_IP_RANGE}],
             },
         }],
     }
@@ -315,3 +321,50 @@ def gpu_capacity_patch(resource: str, gpus: int) -> dict[str, Any]:
     kubelet keeps what it does not manage itself). Allocatable too, at once: the kubelet
     would copy it from capacity only at its next status update."""
     return {"status": {"capacity": {resource: str(gpus)}, "allocatable": {resource: str(gpus)}}}
+
+
+# Services for pods on real nodes: kube-proxy (nftables mode, upstream's own table) turns
+# ClusterIPs into endpoints on this machine; the `kubernetes` Service's endpoint is the API
+# server's 127.0.0.1 address, reached from the bridge through route_localnet.
+KUBE_PROXY_TABLE = "kube-proxy"
+
+
+def kube_proxy_config(node: RealNode, kubeconfig: Path, healthz_port: int,
+                      metrics_port: int) -> dict[str, Any]:
+    """KubeProxyConfiguration: nftables, the pod /16 as the cluster CIDR, NodePorts only on
+    the bridge's address, and the machine's conntrack sysctls left as they are."""
+    return {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "clientConnection": {"kubeconfig": str(kubeconfig)},
+        "hostnameOverride": node.name,
+        "mode": "nftables",
+        "clusterCIDR": node.network.cidr,
+        "nodePortAddresses": [f"{node.network.gateway}/32"],
+        "healthzBindAddress": f"127.0.0.1:{healthz_port}",
+        "metricsBindAddress": f"127.0.0.1:{metrics_port}",
+        "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s",
+                      "tcpCloseWaitTimeout": "0s"},
+    }
+
+
+def kube_proxy_argv(bin_dir: Path, config: Path) -> list[str]:
+    return [str(bin_dir / "kube-proxy"), f"--config={config}", "--v=1"]
+
+
+def fence_table(network: Network) -> str:
+    """The nftables table that keeps the pods' traffic on this machine."""
+    return f"devcluster-{network.bridge}"
+
+
+def fence_rules(network: Network) -> str:
+    """`nft -f` input: whatever pods send that is not for the bridge (its pods, nodes, DNS)
+    or for this machine is dropped, so no service address or typo ever leaves the machine
+    through the default route."""
+    table = fence_table(network)
+    return (f"table inet {table} {{\n"
+            f"  chain forward {{\n"
+            f"    type filter hook forward priority 0; policy accept;\n"
+            f"    iifname \"{network.bridge}\" oifname != \"{network.bridge}\" drop\n"
+            f"  }}\n"
+            f"}}\n")
