@@ -59,7 +59,7 @@ tools-build: venv
 REAL_NODES ?= $${DEVCLUSTER_REAL_NODES:-1}
 
 cluster-up: venv
-	@$(DEVCLUSTER) up --real-nodes $(REAL_NODES)
+	@$(DEVCLUSTER) up --real-nodes $(REAL_NODES) --services
 
 cluster-down: venv
 	@$(DEVCLUSTER) down
@@ -71,7 +71,7 @@ run: venv
 	@if [ -n "$$KUBECONFIG" ]; then \
 	  echo "Using the cluster in KUBECONFIG=$$KUBECONFIG"; \
 	else \
-	  $(DEVCLUSTER) status >/dev/null 2>&1 || $(DEVCLUSTER) up --real-nodes $(REAL_NODES); \
+	  $(DEVCLUSTER) status >/dev/null 2>&1 || $(DEVCLUSTER) up --real-nodes $(REAL_NODES) --services; \
 	fi
 	@export KUBECONFIG=$${KUBECONFIG:-$(CURDIR)/.devcluster/kubeconfig}; \
 	  KUBECTL=$$($(DEVCLUSTER) build)/kubectl; \

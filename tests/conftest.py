@@ -58,7 +58,7 @@ def cluster() -> Iterator[Cluster]:
         yield Cluster(Path(external), bin_dir, None)
         return
     devcluster_cli("down")  # a previous run that was killed may have left one behind
-    started = devcluster_cli("up", "--real-nodes", str(REAL_NODES))
+    started = devcluster_cli("up", "--real-nodes", str(REAL_NODES), "--services")
     if started.returncode != 0:
         pytest.fail(f"devcluster up failed:\n{started.stderr}\n{started.stdout}")
     try:

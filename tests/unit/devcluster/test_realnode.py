@@ -16,6 +16,8 @@ from devcluster.realnode import (
     cni_conflist,
     containerd_config,
     containerd_env,
+    fence_rules,
+    kube_proxy_config,
     kubelet_argv,
     kubelet_config,
     network_for,
@@ -67,14 +69,32 @@ def test_containerd_keeps_its_state_under_the_node_dir_and_never_lowers_oom_scor
     assert runc["options"]["SystemdCgroup"] is False
 
 
-def test_pods_get_no_route_beyond_the_bridge() -> None:
+def test_pods_get_no_route_beyond_the_bridge_but_the_service_range() -> None:
     node = real_nodes(DATA, NET, 2)[1]
     (plugin,) = cni_conflist(node)["plugins"]
     assert plugin["bridge"] == NET.bridge and plugin["ipMasq"] is False
+    assert "isDefaultGateway" not in plugin  # no default route
     (range_,) = plugin["ipam"]["ranges"][0:1][0]
     assert (range_["rangeStart"], range_["rangeEnd"]) == NET.pod_range(1)
-    assert "routes" not in plugin["ipam"]
+    assert plugin["ipam"]["routes"] == [{"dst": "10.96.0.0/16"}]  # ClusterIPs, via the host
     assert Path(plugin["ipam"]["dataDir"]).is_relative_to(node.dir)
+
+
+def test_the_fence_drops_what_pods_send_off_the_bridge() -> None:
+    rules = fence_rules(NET)
+    assert f"table inet devcluster-{NET.bridge}" in rules
+    assert "hook forward" in rules
+    assert f'iifname "{NET.bridge}" oifname != "{NET.bridge}" drop' in rules
+
+
+def test_kube_proxy_maps_services_with_nftables_and_leaves_the_machines_sysctls() -> None:
+    node = real_nodes(DATA, NET, 1)[0]
+    config = kube_proxy_config(node, Path("/k/kube-proxy.yaml"), 1001, 1002)
+    assert (config["mode"], config["clusterCIDR"]) == ("nftables", NET.cidr)
+    assert config["hostnameOverride"] == node.name
+    assert config["nodePortAddresses"] == [f"{NET.gateway}/32"]  # never the machine's own
+    assert config["healthzBindAddress"] == "127.0.0.1:1001"
+    assert config["conntrack"]["maxPerCore"] == 0 and config["conntrack"]["min"] == 0
 
 
 def test_the_kubelet_serves_on_its_node_address_and_authorizes_through_the_api() -> None:
