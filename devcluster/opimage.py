@@ -62,8 +62,11 @@ def _run(cmd: list[str], *, env: dict[str, str] | None = None, check: bool = Tru
 def _apt_install(*packages: str) -> None:
     if shutil.which("apt-get") is None:
         raise ImageError(f"need {', '.join(packages)} and there is no apt-get to install them")
-    _run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
-         env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
+    if _run(install, env=env, check=False).returncode != 0:  # a fresh machine: no lists yet
+        _run(["apt-get", "update", "-q"], env=env)
+        _run(install, env=env)
 
 
 @dataclass(frozen=True)
