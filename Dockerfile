@@ -4,7 +4,7 @@
 # BASE: any image with CPython 3.11 at /usr/bin/python3 and /bin/sh. `make image` passes a
 # Debian bookworm python3-minimal root filesystem built with mmdebstrap (no registry needed);
 # elsewhere the default below works unchanged (pin it by digest where you can look it up).
-ARG BASE=python:3.11-slim-bookworm
+ARG BASE=python:3.11.14-slim-bookworm
 
 # --- builder: exactly the locked dependencies, hash-checked, into /opt/app/deps ---------------
 FROM ${BASE} AS builder
