@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from trainingjob_operator import capacity, lifecycle, nodes, queue, render, waiting
 from trainingjob_operator.decision import (
     STOP_DEADLINE_SECONDS,
+    Action,
     CreatePod,
     CreateService,
     Decision,
@@ -208,7 +209,7 @@ class Controller:
         await self._announce(job, decision)
         return written
 
-    async def _act(self, job: TrainingJob, action: object) -> str | None:
+    async def _act(self, job: TrainingJob, action: Action) -> str | None:
         """Carry out one action; the API's refusal of a worker pod, for the job to report."""
         ns = job.metadata.namespace
         if isinstance(action, DeletePod):

@@ -23,7 +23,7 @@ from trainingjob_operator.decision import (
     stops,
 )
 from trainingjob_operator.models import Reservation, TrainingJob, Unreadable, WorkerCounts
-from trainingjob_operator.nodes import Snapshot, job_nodes, lost_nodes
+from trainingjob_operator.nodes import Snapshot, lost_nodes
 from trainingjob_operator.pods import PodView
 from trainingjob_operator.results import parse_result
 from trainingjob_operator.settings import Settings
@@ -99,7 +99,7 @@ def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime, settings: S
     stale = [p for p in pods if p.attempt != status.attempt]
     by_index = {p.index: p for p in current if p.index is not None and 0 <= p.index < spec.workers}
     lost, node_recheck = ({}, None) if nodes is None else lost_nodes(
-        job_nodes(job, pods), nodes, now, timedelta(seconds=settings.node_lost_grace_seconds))
+        nodes, now, timedelta(seconds=settings.node_lost_grace_seconds))
     workers = [_on_lost_node(job, classify(i, by_index.get(i)), lost)
                for i in range(spec.workers)]
     cleanup = deletes(stale, grace, lost_nodes=lost)

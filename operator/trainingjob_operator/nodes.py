@@ -206,15 +206,13 @@ def snapshot(memory: NodeMemory, names: Collection[str], index: Mapping[str, Nod
     return out, NodeMemory(frozenset(deleted), missing)
 
 
-def lost_nodes(names: Iterable[str], nodes: Snapshot, now: datetime,
+def lost_nodes(nodes: Snapshot, now: datetime,
                grace: timedelta) -> tuple[dict[str, str], datetime | None]:
-    """Which of the named nodes count as lost, with why; and when the next NotReady one
-    will count, for the sweep. A name the snapshot lacks is not judged."""
+    """Which nodes of the snapshot count as lost, with why; and when the next NotReady one
+    will count, for the sweep."""
     lost: dict[str, str] = {}
     recheck: datetime | None = None
-    for name in sorted(names):
-        if name not in nodes:
-            continue
+    for name in sorted(nodes):
         why, when = node_lost(name, nodes[name], now, grace)
         if why:
             lost[name] = why

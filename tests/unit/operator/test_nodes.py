@@ -119,11 +119,10 @@ def test_snapshot_reads_the_index_then_the_memory_of_deleted_and_missing_nodes()
     assert snapshot(same, ["here"], {"here": here}, NOW)[1] is same  # unchanged: no copy
 
 
-def test_lost_nodes_judges_only_the_snapshot_and_says_when_to_look_again() -> None:
+def test_lost_nodes_judges_the_snapshot_and_says_when_to_look_again() -> None:
     grace = timedelta(seconds=60)
     down = NodeView("slow", {}, False, ready=False, ready_since="2026-01-01T11:59:30Z")
-    lost, recheck = lost_nodes(["gone", "slow", "unknown"], {"gone": None, "slow": down}, NOW,
-                               grace)
+    lost, recheck = lost_nodes({"gone": None, "slow": down}, NOW, grace)
     assert lost == {"gone": "node gone was deleted"}
     assert recheck == NOW + timedelta(seconds=30)
 
