@@ -26,7 +26,7 @@ help:
 	@echo "make devcluster-load  load \$$(IMAGE) into devcluster's real nodes"
 	@echo "make kind-load      load \$$(IMAGE) into kind cluster \$$(KIND_CLUSTER) (needs Docker and kind)"
 	@echo "make kind-deploy    kind-load, then helm upgrade --install the chart with that image (needs Docker and kind)"
-	@echo "make bench          200 one-worker jobs at once on devcluster: time to all Completed, peak memory"
+	@echo "make bench          this operator, batch/v1 Job and Kueue side by side on devcluster (docs/performance.md)"
 
 # The same pinned, hash-checked versions as the image (requirements.lock is the runtime
 # subset of requirements-dev.lock); `make lock` regenerates both from pyproject.toml.
@@ -53,6 +53,11 @@ devcluster-build: venv
 .PHONY: tools-build
 tools-build: venv
 	@$(DEVCLUSTER) tools
+
+# The peers of make bench (Kueue's manager from its Go module), cached like the tools.
+.PHONY: peers-build
+peers-build: venv
+	@$(DEVCLUSTER) peers
 
 # One real node (a kubelet and containerd running real containers) besides kwok's GPU nodes;
 # DEVCLUSTER_REAL_NODES=0 for kwok only.
@@ -112,12 +117,13 @@ kind-deploy: venv kind-load
 	  --set image.repository=$(IMAGE_REPO) --set image.tag=$(IMAGE_TAG) \
 	  --set image.pullPolicy=IfNotPresent --wait
 
-bench: venv devcluster-build
-	$(PY) -m tests.bench --jobs $${JOBS:-200}
+# BENCH_ARGS, e.g. "--workloads wide --peers trainingjob,job --repeat 1 --profile .bench-profiles"
+bench: venv devcluster-build peers-build
+	$(PY) -m tests.bench $(BENCH_ARGS)
 
 # Lint, then the whole suite: unit tests and, against a devcluster the fixtures start and
 # stop, e2e tests.
-test: lint devcluster-build tools-build
+test: lint devcluster-build tools-build peers-build
 	$(PY) -m pytest
 
 lint: venv

@@ -22,6 +22,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("build", help="build the binaries (or find them in the cache); print their dir")
     sub.add_parser("tools", help="build the tools of devcluster/tools (helm, tjcheck) or find "
                                  "them in the cache; print their dir")
+    sub.add_parser("peers", help="build the peers make bench compares with (Kueue's manager, "
+                                 "devcluster/peers) or find them in the cache; print their dir")
     start = sub.add_parser("up", help="start a cluster and wait until it is ready")
     start.add_argument("--nodes", type=int, default=int(env("DEVCLUSTER_NODES", "4")),
                        help="fake GPU nodes ($DEVCLUSTER_NODES, default 4)")
@@ -63,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             print(build.ensure_binaries())
         elif args.command == "tools":
             print(build.ensure_tools())
+        elif args.command == "peers":
+            print(build.ensure_kueue())
         elif args.command == "up":
             if min(args.nodes, args.gpus_per_node, args.real_nodes, args.real_node_gpus) < 0:
                 raise cluster.ClusterError("--nodes, --gpus-per-node, --real-nodes and "

@@ -1,10 +1,12 @@
 """Build binaries from the Go modules in devcluster/ and cache them outside the repo.
 
-Two modules, each built by one ``go build`` and cached under its own key:
+Go modules, each built by one ``go build`` and cached under its own key:
 
 - ``devcluster/go``: the control plane (``ensure_binaries``), in ``.../devcluster/<key>/bin``;
 - ``devcluster/tools``: helm and tjcheck for charts and tests (``ensure_tools``), in
-  ``.../tools/<key>/bin``.
+  ``.../tools/<key>/bin``;
+- ``devcluster/peers``: Kueue's manager, the peer ``make bench`` compares the operator with
+  (``ensure_kueue``), in ``.../kueue/<key>/bin``.
 
 The cache key hashes every input of a build (go.mod, go.sum, the module's own Go sources,
 the Go toolchain version and the link flags), so a second build of the same inputs is a
@@ -32,6 +34,9 @@ TOOLS_DIR = Path(__file__).resolve().parent / "tools"
 DNS_DIR = Path(__file__).resolve().parent / "dns"
 # The programs inside the images real nodes run (pause, trainer): static, standard library only.
 IMAGES_DIR = Path(__file__).resolve().parent / "images"
+# Peers compared with the operator (make bench): own module, so its dependency versions are
+# Kueue's (k8s.io/* v0.33.3, controller-runtime v0.21.0), not the control plane's.
+PEERS_DIR = Path(__file__).resolve().parent / "peers"
 
 # Binary name -> Go package, as listed in go.mod (tool directives and ./cmd wrappers).
 PACKAGES: dict[str, str] = {
@@ -53,6 +58,9 @@ TOOL_PACKAGES: dict[str, str] = {
 DNS_PACKAGES: dict[str, str] = {"coredns": "./cmd/coredns"}
 
 IMAGE_PACKAGES: dict[str, str] = {"pause": "./cmd/pause", "trainer": "./cmd/trainer"}
+
+# Kueue's own manager, as released (a tool directive in devcluster/peers/go.mod).
+KUEUE_PACKAGES: dict[str, str] = {"kueue": "sigs.k8s.io/kueue/cmd/kueue"}
 
 # Kubernetes reads its version from variables its release scripts set at link time.
 _K8S_VERSION_PACKAGES = ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
@@ -100,6 +108,12 @@ def helm_ldflags(helm_version: str, client_go_version: str) -> str:
     for pkg in ("helm.sh/helm/v3/pkg/lint/rules", "helm.sh/helm/v3/pkg/chartutil"):
         flags += [f"-X {pkg}.k8sVersionMajor={major}", f"-X {pkg}.k8sVersionMinor={minor}"]
     return " ".join(flags)
+
+
+def kueue_ldflags(kueue_version: str) -> str:
+    """Strip debug info and stamp the version as Kueue's Makefile does (LD_FLAGS sets
+    ``sigs.k8s.io/kueue/pkg/version.GitVersion``; the manager logs it at start)."""
+    return f"-s -w -X sigs.k8s.io/kueue/pkg/version.GitVersion={kueue_version}"
 
 
 def build_inputs(go_dir: Path = GO_DIR) -> list[tuple[str, bytes]]:
@@ -195,6 +209,16 @@ IMAGE_BINARIES = GoBuild("images", IMAGES_DIR, IMAGE_PACKAGES, _strip_flags,
                          "DEVCLUSTER_IMAGES_CACHE", env={"CGO_ENABLED": "0"})
 
 
+KUEUE_MODULE = "sigs.k8s.io/kueue"
+
+
+def _kueue_flags(gomod: str, path: Path) -> str:
+    return kueue_ldflags(module_version(gomod, KUEUE_MODULE, path))
+
+
+KUEUE = GoBuild("kueue", PEERS_DIR, KUEUE_PACKAGES, _kueue_flags, "DEVCLUSTER_KUEUE_CACHE")
+
+
 def cache_root() -> Path:
     """Where control-plane binaries live: $DEVCLUSTER_CACHE, else the user's cache directory."""
     return DEVCLUSTER.cache_root()
@@ -226,3 +250,24 @@ def ensure_tools(log: bool = True) -> Path:
 def ensure_dns(log: bool = True) -> Path:
     """Return a directory holding coredns (DNS_PACKAGES), building it on a cache miss."""
     return DNS.ensure(log)
+
+
+def ensure_kueue(log: bool = True) -> Path:
+    """Return a directory holding Kueue's manager (KUEUE_PACKAGES), building it on a cache miss."""
+    return KUEUE.ensure(log)
+
+
+def module_dir(go_dir: Path, module: str) -> Path:
+    """Where the source of ``module``, at the version go_dir's go.mod requires, lies in the Go
+    module cache (downloaded through the module proxy if it is not there yet)."""
+    cmd = ["go", "list", "-m", "-f", "{{.Dir}}", module]
+    for attempt in range(2):
+        out = subprocess.run(cmd, cwd=go_dir, env=_go_env(), capture_output=True, text=True)
+        if out.returncode != 0:
+            raise BuildError(f"go list -m {module} failed in {go_dir}:\n{out.stderr[-2000:]}")
+        if out.stdout.strip():
+            return Path(out.stdout.strip())
+        if attempt == 0:  # required but not downloaded yet: go list prints an empty Dir
+            subprocess.run(["go", "mod", "download", module], cwd=go_dir, env=_go_env(),
+                           check=True, capture_output=True)
+    raise BuildError(f"{module} is not in the Go module cache after go mod download")

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -38,6 +39,8 @@ from trainingjob_operator.vocabulary import ADMITTED, Key, Phase
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 5
+IDLE_SECONDS = 3600.0  # nothing due and no election: sleep until woken
+WRITERS = 32  # jobs whose writes are in flight at once, within one admission pass
 
 
 class Store(Protocol):
@@ -51,8 +54,9 @@ class Store(Protocol):
 @dataclass
 class Indexes:
     jobs: Store      # (ns, name) -> [TrainingJob | Unreadable], parsed once per event
-    pods: Store      # (ns, job) -> [PodView] of that job's workers
-    usage: Store     # node -> [PodView] of pods there that are workers or use GPUs
+    # (ns, job) -> [PodView] of that job's workers, and node name -> [PodView] of the
+    # pods bound there that are workers or use GPUs: one index, keys of two shapes.
+    pods: Store
     nodes: Store     # name -> [NodeView]
 
 
@@ -64,6 +68,18 @@ def _first(store: Store, key: Any) -> Any:
     return next(iter(_values(store, key)), None)
 
 
+async def _each(calls: Iterable[Coroutine[Any, Any, object]]) -> None:
+    """Run the calls (each one job's writes) with at most WRITERS at a time: decisions were
+    all made before, so only the API's round trips overlap."""
+    gate = asyncio.Semaphore(WRITERS)
+
+    async def one(call: Coroutine[Any, Any, object]) -> None:
+        async with gate:
+            await call
+
+    await asyncio.gather(*(one(c) for c in calls))
+
+
 @dataclass
 class Controller:
     kube: Kube
@@ -73,6 +89,17 @@ class Controller:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
     recheck: dict[Key, datetime] = field(default_factory=dict)
+    # The resourceVersion each job had when this process last wrote its status: while the
+    # index still shows it, the index has not seen that write, and deciding would be on
+    # stale state (refused by the precondition anyway); the write's own event comes next.
+    superseded: dict[Key, str] = field(default_factory=dict)
+    # Jobs the queue may have to decide on (Pending, or new), kept as their events come: with
+    # none, a pass costs nothing. `due` orders `recheck` by time (stale entries are skipped).
+    queued: set[Key] = field(default_factory=set)
+    due: list[tuple[datetime, Key]] = field(default_factory=list)
+    # When the queue must be looked at again with no event: a backfill window closes, or
+    # writes the budget held back.
+    next_pass: datetime | None = None
     grants: dict[Key, capacity.Granted] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)
     node_memory: NodeMemory = field(default_factory=NodeMemory)
@@ -88,6 +115,8 @@ class Controller:
 
     def forget(self, key: Key) -> None:
         self.locks.pop(key, None)
+        self.superseded.pop(key, None)
+        self.queued.discard(key)
         self.recheck.pop(key, None)
         self.grants.pop(key, None)
         self.wake.set()
@@ -105,6 +134,25 @@ class Controller:
     def _nodes(self) -> list[NodeView]:
         assert self.indexes is not None
         return [n for n in (_first(self.indexes.nodes, k) for k in self.indexes.nodes) if n]
+
+    def _schedule(self, key: Key, when: datetime) -> None:
+        if self.recheck.get(key) != when:  # else that entry is in the heap already
+            self.recheck[key] = when
+            heapq.heappush(self.due, (when, key))
+
+    def _queued(self, key: Key, job: TrainingJob | Unreadable) -> None:
+        if isinstance(job, TrainingJob) and (job.status.phase is Phase.PENDING
+                                             or job.status.phase is None):
+            self.queued.add(key)
+        else:
+            self.queued.discard(key)
+
+    def _stale(self, key: Key, job: TrainingJob | Unreadable) -> bool:
+        seen = self.superseded.get(key)
+        if seen is not None and seen != job.metadata.resource_version:
+            del self.superseded[key]  # the index caught up
+            return False
+        return seen is not None
 
     def _jobs(self) -> dict[Key, TrainingJob]:
         """Every readable job not being deleted."""
@@ -132,7 +180,7 @@ class Controller:
             self.node_memory = self.node_memory.node_deleted(name)
         if not self.leading():
             return  # a standby only keeps track; the leader judges the jobs
-        keys = {(p.namespace, p.job) for p in _values(self.indexes.usage, name)
+        keys = {(p.namespace, p.job) for p in _values(self.indexes.pods, name)
                 if p.job and not p.finished}  # finished jobs keep their pods: skip those
         for key in list(self.indexes.jobs):
             job = self._job(key)
@@ -159,7 +207,11 @@ class Controller:
         async with lock:
             job = self._job(key)
             if job is None or job.metadata.deletion_timestamp:
+                self.queued.discard(key)
                 return  # garbage collection removes the pods; nothing to decide
+            self._queued(key, job)
+            if self._stale(key, job):
+                return
             now = datetime.now(UTC)
             if isinstance(job, Unreadable):
                 decision = lifecycle.unreadable(job, now)
@@ -168,7 +220,7 @@ class Controller:
                 decision = lifecycle.decide(job, pods, now, self.settings,
                                             self._snapshot(job, pods, now))
             if decision.recheck_at is not None:
-                self.recheck[key] = decision.recheck_at
+                self._schedule(key, decision.recheck_at)
             else:
                 self.recheck.pop(key, None)
             try:
@@ -177,7 +229,7 @@ class Controller:
                 return  # the lease lapsed mid-decision: the next leader re-decides
             except Exception:  # the API failed us: try again from fresh state soon
                 log.exception("reconciling %s/%s failed; retrying in %ss", *key, RETRY_SECONDS)
-                self.recheck[key] = now + timedelta(seconds=RETRY_SECONDS)
+                self._schedule(key, now + timedelta(seconds=RETRY_SECONDS))
 
     async def apply(self, job: TrainingJob | Unreadable, decision: Decision,
                     now: datetime) -> str | None:
@@ -191,6 +243,8 @@ class Controller:
             written = await self.kube.patch_status(job.metadata, dump_status(decision.status))
             if written is None:
                 return None  # stale decision: the next event re-decides from fresh state
+            self.superseded[(job.metadata.namespace, job.metadata.name)] = \
+                job.metadata.resource_version
             old = job.status if isinstance(job, TrainingJob) else TrainingJobStatus()
             self.metrics.transition(old, decision.status, now)
             if isinstance(job, TrainingJob):
@@ -241,28 +295,49 @@ class Controller:
     # -- the queue -------------------------------------------------------------------------
     async def admission_pass(self) -> None:
         assert self.indexes is not None
+        self.next_pass = None
         jobs = self._jobs()
         self.metrics.census(jobs.values())
         self.grants = capacity.still_granted(self.grants, jobs)
-        pending = {k: j for k, j in jobs.items()
-                   if j.status.phase is Phase.PENDING and not j.spec.stop and k not in self.grants}
+        if not self.queued:
+            return
+        pending = {k: j for k, j in jobs.items() if k not in self.grants and not self._stale(k, j)
+                   and ((j.status.phase is Phase.PENDING and not j.spec.stop)
+                        or lifecycle.new_in_queue(j))}
         if not pending:
             return
         all_nodes = self._nodes()
-        usage = [p for n in self.indexes.usage for p in self.indexes.usage[n]]
+        usage = [p for n in self.indexes.pods if isinstance(n, str)
+                 for p in self.indexes.pods[n]]
         pods = {k: self._pods(k) for k, j in jobs.items() if j.status.phase in ADMITTED}
         free = capacity.free_gpus(jobs, self.grants, pods, all_nodes, usage)
         now = datetime.now(UTC)
-        plan = queue.plan([queue.candidate(k, j) for k, j in pending.items()], all_nodes, free,
-                          now, timedelta(seconds=self.settings.backfill_window_seconds))
-        for key, placement in plan.admit.items():
-            job = pending[key]
-            async with self.locks.setdefault(key, asyncio.Lock()):
-                version = await self.apply(job, lifecycle.admit(job, placement, now,
-                                                                self.settings), now)
-                if version is not None:
-                    self.grants[key] = capacity.granted(job, version, placement)
-        await self._explain(pending, plan.waiting, now)
+        window = timedelta(seconds=self.settings.backfill_window_seconds)
+        candidates = [queue.candidate(k, j) for k, j in pending.items()]
+        plan = queue.plan(candidates, all_nodes, free, now, window)
+        self._pass_at(min((c.waiting_since + window for c in candidates
+                           if c.waiting_since and c.waiting_since + window > now),
+                          default=None))
+        await _each(self._admit(key, pending[key], placement, now)
+                    for key, placement in plan.admit.items())
+        new = [w for w in plan.waiting if pending[w.key].status.phase is None]
+        await _each(self._locked(pending[w.key], lifecycle.queued(
+            pending[w.key], w.reason, waiting.waiting_message(pending[w.key], w),
+            waiting.queue_info(w, now), now, self.settings), now) for w in new)
+        await self._explain(pending, [w for w in plan.waiting
+                                      if pending[w.key].status.phase is not None], now)
+
+    async def _admit(self, key: Key, job: TrainingJob, placement: list[str],
+                     now: datetime) -> None:
+        version = await self._locked(job, lifecycle.admit(job, placement, now, self.settings),
+                                     now)
+        if version is not None:
+            self.grants[key] = capacity.granted(job, version, placement)
+
+    async def _locked(self, job: TrainingJob, decision: Decision, now: datetime) -> str | None:
+        key = (job.metadata.namespace, job.metadata.name)
+        async with self.locks.setdefault(key, asyncio.Lock()):
+            return await self.apply(job, decision, now)
 
     async def _explain(self, pending: dict[Key, TrainingJob], waits: Iterable[queue.Waiting],
                        now: datetime) -> None:
@@ -271,21 +346,38 @@ class Controller:
         due = waiting.queue_writes(pending, waits, now, self.settings)
         allowed, self.budget = self.budget.spend(len(due), time.monotonic(),
                                                  self.settings.queue_writes_per_second)
-        for job, decision in due[:allowed]:
-            await self.apply(job, decision, now)
+        if allowed < len(due):
+            self._pass_at(now + timedelta(seconds=1))
+        await _each(self._locked(job, decision, now) for job, decision in due[:allowed])
+
+    def _pass_at(self, when: datetime | None) -> None:
+        if when is not None and (self.next_pass is None or when < self.next_pass):
+            self.next_pass = when
 
     async def sweep(self) -> None:
         now = datetime.now(UTC)
-        for key, when in list(self.recheck.items()):
-            if when <= now:
-                self.recheck.pop(key, None)
+        while self.due and self.due[0][0] <= now:
+            when, key = heapq.heappop(self.due)
+            if self.recheck.get(key) == when:
+                del self.recheck[key]
                 await self.reconcile(key)
+
+    def _sleep(self) -> float:
+        """Seconds until something is due: a recheck, a queue pass, or (with leader election,
+        whose lease is renewed that often anyway) the next look at the leader gauge. At rest
+        with neither, the loop sleeps until an event wakes it."""
+        times = [t for t in (self.due[0][0] if self.due else None, self.next_pass) if t]
+        seconds = [(min(times) - datetime.now(UTC)).total_seconds()] if times else []
+        if self.settings.leader_elect:
+            seconds.append(self.settings.sweep_seconds)
+        return max(0.0, min(seconds, default=IDLE_SECONDS))
 
     async def run(self) -> None:
         await self.ready.wait()
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=self.settings.sweep_seconds)
+                await asyncio.wait_for(self.wake.wait(), timeout=self._sleep())
+            woken = self.wake.is_set()
             self.wake.clear()
             leading = self.leading()
             self.metrics.leader.set(int(leading))
@@ -293,7 +385,11 @@ class Controller:
                 self.metrics.census(())  # the leader reports the jobs; a standby reports none
                 continue
             try:
-                await self.admission_pass()
+                if woken or (self.next_pass and self.next_pass <= datetime.now(UTC)):
+                    await self.admission_pass()
                 await self.sweep()
             except Exception:  # one bad pass must not end the loop
                 log.exception("admission/sweep pass failed; retrying on the next tick")
+                self._pass_at(datetime.now(UTC) + timedelta(seconds=RETRY_SECONDS))
+            # Events that arrive meanwhile are taken together by the next pass.
+            await asyncio.sleep(self.settings.admission_interval_seconds)

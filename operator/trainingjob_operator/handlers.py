@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import kopf
@@ -25,19 +26,34 @@ from trainingjob_operator.vocabulary import GROUP, JOB_LABEL, PLURAL, VERSION
 JOBS = (GROUP, VERSION, PLURAL)
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """Only event and index handlers here, no on.create/update ones: kopf's change detection
+    (a deep copy of every body on every event) would serve nothing."""
+
+    def fetch(self, *, body: kopf.Body) -> None:
+        return None
+
+    def build(self, *, body: kopf.Body,
+              extra_fields: Iterable[Any] | None = None) -> Any:
+        return {}
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:
+        return None
+
+
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # kopf keeps its own bookkeeping in status (declared in the CRD), never in annotations.
     settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
-    settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(
-        field="status.kopf.diffbase")
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     # No watching of CRDs and namespaces for changes: the operator needs no RBAC on them.
     # The price: the CRD must exist at startup (the chart installs it first), checked here.
     settings.scanning.disabled = True
     ours = Settings.from_env()
-    kube = Kube()
+    kube = await Kube.connect()
+    memo["kube"] = kube
     if not await kube.serves_trainingjobs():
         raise kopf.PermanentError(
             f"the API server does not serve {PLURAL}.{GROUP}/{VERSION}: install the CRD "
@@ -83,37 +99,40 @@ async def stop_loop(memo: kopf.Memo, **_: Any) -> None:
     runner = memo.get("health")
     if runner is not None:
         await runner.cleanup()
+    kube: Kube | None = memo.get("kube")
+    if kube is not None:
+        await kube.close()
 
 
 @kopf.index(*JOBS)
-def jobs_idx(body: kopf.Body, **kwargs: Any) -> dict[Any, TrainingJob | Unreadable]:
+async def jobs_idx(body: kopf.Body, **kwargs: Any) -> dict[Any, TrainingJob | Unreadable]:
     return {(body.metadata.namespace, body.metadata.name): read_job(dict(body))}
 
 
-@kopf.index("pods", labels={JOB_LABEL: kopf.PRESENT})
-def job_pods_idx(body: kopf.Body, **kwargs: Any) -> dict[Any, PodView]:
-    return {(body.metadata.namespace, body.metadata.labels[JOB_LABEL]): parse_pod(dict(body))}
-
-
 @kopf.index("pods")
-def usage_idx(body: kopf.Body, **kwargs: Any) -> dict[Any, PodView] | None:
-    """Bound pods that use GPUs (capacity) or are workers (lost when their node is)."""
+async def pods_idx(body: kopf.Body, **kwargs: Any) -> dict[Any, PodView] | None:
+    """One index, two kinds of key, so one parse and one handler call per pod event:
+    (namespace, job) -> the job's worker pods; node name -> the bound pods there that use
+    GPUs (capacity) or are workers (lost when their node is)."""
     pod = parse_pod(dict(body))
-    if not pod.node_name or not (pod.requests or pod.job):
-        return None
-    return {pod.node_name: pod}
+    keys: dict[Any, PodView] = {}
+    if pod.job:
+        keys[(pod.namespace, pod.job)] = pod
+    if pod.node_name and (pod.requests or pod.job):
+        keys[pod.node_name] = pod
+    return keys or None
 
 
 @kopf.index("nodes")
-def nodes_idx(body: kopf.Body, **kwargs: Any) -> dict[Any, NodeView]:
+async def nodes_idx(body: kopf.Body, **kwargs: Any) -> dict[Any, NodeView]:
     return {body.metadata.name: parse_node(dict(body))}
 
 
 def _controller(kwargs: dict[str, Any]) -> Controller:
     """The controller, attached to the indexes (complete by the time any handler runs)."""
     controller: Controller = kwargs["memo"]["controller"]
-    controller.attach(Indexes(jobs=kwargs["jobs_idx"], pods=kwargs["job_pods_idx"],
-                              usage=kwargs["usage_idx"], nodes=kwargs["nodes_idx"]))
+    controller.attach(Indexes(jobs=kwargs["jobs_idx"], pods=kwargs["pods_idx"],
+                              nodes=kwargs["nodes_idx"]))
     return controller
 
 

@@ -1,28 +1,35 @@
 """The only module that talks to the Kubernetes API (besides kopf's own watching).
 
-The official client is synchronous: every call runs in a worker thread so the event loop
-never blocks. Errors are turned into the few outcomes the controller distinguishes.
+Requests go out on the asyncio client of the kubernetes package (`kubernetes.aio`: aiohttp,
+its connection pool, the kubeconfig's or the service account's credentials), as JSON on the
+API's REST paths: no worker threads, no generated models to build and validate, so many
+requests are in flight at once for the cost of a coroutine each. Errors are turned into the
+few outcomes the controller distinguishes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
+from kubernetes.aio import client, config
+from kubernetes.aio.client.exceptions import ApiException
 
 from trainingjob_operator.models import ObjectMeta
+from trainingjob_operator.timeutil import format_time
 from trainingjob_operator.vocabulary import API_VERSION, COMPONENT, GROUP, KIND, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+# Connections to the API server: requests beyond this wait for a free one.
+MAX_CONNECTIONS = 64
 
 
 @dataclass(frozen=True)
@@ -42,40 +49,83 @@ class NotLeaderError(RuntimeError):
     """A write was attempted by a replica that does not hold the leader lease."""
 
 
-class Kube:
-    def __init__(self, kubeconfig: str | None = None) -> None:
-        """In a pod: its service account. Else `kubeconfig`, else $KUBECONFIG as it is now
-        (the client's own default is read once, at import)."""
+def _namespaced(namespace: str, plural: str, name: str = "", group: str = "",
+                version: str = "v1") -> str:
+    base = f"/apis/{group}/{version}" if group else f"/api/{version}"
+    return f"{base}/namespaces/{namespace}/{plural}" + (f"/{name}" if name else "")
+
+
+def _job_path(meta: ObjectMeta) -> str:
+    return _namespaced(meta.namespace, PLURAL, meta.name, GROUP, VERSION)
+
+
+class Rest:
+    """JSON requests to the API server on one kubernetes.aio connection pool."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+
+    @classmethod
+    async def connect(cls, kubeconfig: str | None = None) -> Rest:
+        """In a pod: its service account. Else `kubeconfig`, else $KUBECONFIG as it is now."""
         configuration = client.Configuration()
         kubeconfig = kubeconfig or os.environ.get("KUBECONFIG")
         if os.environ.get("KUBERNETES_SERVICE_HOST") and not kubeconfig:
             config.load_incluster_config(  # type: ignore[no-untyped-call]
                 client_configuration=configuration)
         else:
-            config.load_kube_config(  # type: ignore[no-untyped-call]
+            await config.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=kubeconfig, client_configuration=configuration)
-        configuration.connection_pool_maxsize = 32
-        self.api = client.ApiClient(configuration)
-        self.core = client.CoreV1Api(self.api)
-        self.custom = client.CustomObjectsApi(self.api)
-        self.coordination = client.CoordinationV1Api(self.api)
+        configuration.connection_pool_maxsize = MAX_CONNECTIONS
+        # As the synchronous client did: no proxy or .netrc from the environment (aiohttp
+        # would look both up again on every request).
+        configuration.client_session_kwargs = {"trust_env": False}
+        return cls(client.ApiClient(configuration))
+
+    async def close(self) -> None:
+        await self.api.close()  # type: ignore[no-untyped-call]
+
+    async def request(self, method: str, path: str, body: Any = None, *,
+                      query: Mapping[str, str | int] | None = None,
+                      content_type: str = JSON) -> dict[str, Any]:
+        """The decoded response; ApiException for any status but 2xx."""
+        method, url, headers, data, _ = await self.api.param_serialize(
+            method=method, resource_path=path, query_params=list((query or {}).items()),
+            header_params={"Content-Type": content_type, "Accept": JSON}, body=body,
+            auth_settings=["BearerToken"])
+        response = await self.api.call_api(method, url, headers, data)
+        raw = await response.read()  # type: ignore[no-untyped-call]
+        if not 200 <= response.status < 300:
+            raise ApiException.from_response(http_resp=response,
+                                             body=raw.decode(errors="replace"), data=None)
+        return cast(dict[str, Any], json.loads(raw)) if raw else {}
+
+
+class Kube:
+    def __init__(self, rest: Rest) -> None:
+        self.rest = rest
         # Set by leader election; without it this process is the only replica.
         self.leading: Callable[[], bool] = lambda: True
 
-    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.to_thread(fn, *args, **kwargs)
+    @classmethod
+    async def connect(cls, kubeconfig: str | None = None) -> Kube:
+        return cls(await Rest.connect(kubeconfig))
 
-    async def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def close(self) -> None:
+        await self.rest.close()
+
+    async def _write(self, method: str, path: str, body: Any = None,
+                     content_type: str = JSON) -> dict[str, Any]:
         """Every write but the lease's: only the leader may make it (the backstop behind the
         controller's own check, so no code path can write from a standby)."""
         if not self.leading():
-            raise NotLeaderError(f"{getattr(fn, '__name__', fn)}: this replica is not the leader")
-        return await self._call(fn, *args, **kwargs)
+            raise NotLeaderError(f"{method} {path}: this replica is not the leader")
+        return await self.rest.request(method, path, body, content_type=content_type)
 
-    async def _read(self, fn: Callable[..., T], *args: Any) -> T | None:
+    async def _read(self, path: str) -> dict[str, Any] | None:
         """A read where 404 means "not there" rather than an error."""
         try:
-            return await self._call(fn, *args)
+            return await self.rest.request("GET", path)
         except ApiException as err:
             if err.status == 404:
                 return None
@@ -84,15 +134,12 @@ class Kube:
     async def serves_trainingjobs(self) -> bool:
         """Whether the TrainingJob API is served (its CRD installed). Discovery needs no
         RBAC grant, so the operator need not read CRDs at all."""
-        found = await self._read(self.custom.get_api_resources, GROUP, VERSION)
-        return found is not None and any(r.name == PLURAL for r in found.resources)
+        found = await self._read(f"/apis/{GROUP}/{VERSION}")
+        return found is not None and any(r.get("name") == PLURAL
+                                         for r in found.get("resources", []))
 
     async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
-        lease = await self._read(self.coordination.read_namespaced_lease, name, namespace)
-        if lease is None:
-            return None
-        return cast(dict[str, Any], self.api.sanitize_for_serialization(  # type: ignore[no-untyped-call]
-            lease))
+        return await self._read(_lease_path(namespace, name))
 
     async def write_lease(self, namespace: str, name: str, spec: dict[str, Any],
                           resource_version: str | None) -> bool:
@@ -105,10 +152,9 @@ class Kube:
                 "spec": spec}
         try:
             if resource_version is None:
-                await self._call(self.coordination.create_namespaced_lease, namespace, body)
+                await self.rest.request("POST", _lease_path(namespace), body)
             else:
-                await self._call(self.coordination.replace_namespaced_lease, name, namespace,
-                                 body)
+                await self.rest.request("PUT", _lease_path(namespace, name), body)
         except ApiException as err:
             if err.status in (404, 409):
                 return False
@@ -123,21 +169,19 @@ class Kube:
         """
         body = {"metadata": {"resourceVersion": meta.resource_version}, "status": status}
         try:
-            result = await self._write(
-                self.custom.patch_namespaced_custom_object_status, GROUP, VERSION,
-                meta.namespace, PLURAL, meta.name, body)
+            result = await self._write("PATCH", _job_path(meta) + "/status", body, MERGE_PATCH)
         except ApiException as err:
             if err.status in (404, 409):
                 return None
             raise
-        return str(cast(dict[str, Any], result)["metadata"]["resourceVersion"])
+        return str(result["metadata"]["resourceVersion"])
 
     async def create(self, manifest: dict[str, Any]) -> Created:
         """Create a pod or service; an existing one with that name counts as created."""
-        create = (self.core.create_namespaced_pod if manifest["kind"] == "Pod"
-                  else self.core.create_namespaced_service)
+        plural = "pods" if manifest["kind"] == "Pod" else "services"
         try:
-            await self._write(create, manifest["metadata"]["namespace"], manifest)
+            await self._write("POST", _namespaced(manifest["metadata"]["namespace"], plural),
+                              manifest)
         except ApiException as err:
             if err.status == 409:
                 return Created(True)
@@ -153,16 +197,15 @@ class Kube:
         body = {"propagationPolicy": "Foreground",
                 "preconditions": {"uid": meta.uid, "resourceVersion": resource_version}}
         try:
-            await self._write(self.custom.delete_namespaced_custom_object, GROUP, VERSION,
-                              meta.namespace, PLURAL, meta.name, body=body)
+            await self._write("DELETE", _job_path(meta), body)
         except ApiException as err:
             if err.status not in (404, 409):
                 raise
 
     async def delete_pod(self, namespace: str, name: str, grace_seconds: int) -> None:
         try:
-            await self._write(self.core.delete_namespaced_pod, name, namespace,
-                             grace_period_seconds=grace_seconds)
+            await self._write("DELETE", _namespaced(namespace, "pods", name),
+                              {"gracePeriodSeconds": grace_seconds})
         except ApiException as err:
             if err.status != 404:
                 raise
@@ -175,8 +218,7 @@ class Kube:
         patch = [{"op": "test", "path": "/metadata/uid", "value": uid},
                  {"op": "add", "path": "/spec/activeDeadlineSeconds", "value": deadline_seconds}]
         try:
-            await self._write(self.core.patch_namespaced_pod, name, namespace, patch,
-                              _content_type="application/json-patch+json")
+            await self._write("PATCH", _namespaced(namespace, "pods", name), patch, JSON_PATCH)
         except ApiException as err:
             if err.status == 422:
                 log.warning("not stopping pod %s/%s: %s", namespace, name, _reason(err))
@@ -184,7 +226,7 @@ class Kube:
                 raise
 
     async def event(self, meta: ObjectMeta, type_: str, reason: str, message: str) -> None:
-        now = datetime.now(UTC)
+        now = format_time(datetime.now(UTC))
         body = {
             "metadata": {"generateName": f"{meta.name}.", "namespace": meta.namespace},
             "involvedObject": {"apiVersion": API_VERSION, "kind": KIND, "name": meta.name,
@@ -194,7 +236,11 @@ class Kube:
             "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
         }
         try:
-            await self._write(self.core.create_namespaced_event, meta.namespace, body)
+            await self._write("POST", _namespaced(meta.namespace, "events"), body)
         except ApiException as err:  # an event is worth a log line, never a failed transition
             log.warning("could not post event %s on %s/%s: %s", reason, meta.namespace,
                         meta.name, _reason(err))
+
+
+def _lease_path(namespace: str, name: str = "") -> str:
+    return _namespaced(namespace, "leases", name, "coordination.k8s.io")

@@ -22,7 +22,13 @@ from trainingjob_operator.decision import (
     deletes,
     stops,
 )
-from trainingjob_operator.models import Reservation, TrainingJob, Unreadable, WorkerCounts
+from trainingjob_operator.models import (
+    QueueInfo,
+    Reservation,
+    TrainingJob,
+    Unreadable,
+    WorkerCounts,
+)
 from trainingjob_operator.nodes import Snapshot, lost_nodes
 from trainingjob_operator.pods import PodView
 from trainingjob_operator.results import parse_result
@@ -65,6 +71,11 @@ EDGES: frozenset[tuple[Phase | None, Phase]] = frozenset({
 REQUEUES = TERMINAL | {Phase.PENDING}
 # Failures that are usually the echo of another worker's: reported only if nothing else failed.
 SYMPTOMS = frozenset({Reason.RENDEZVOUS_FAILED})
+# Transitions that post no Event: every one is in status.history, and Events are for what a
+# person should notice (admission, the end, anything that went wrong), so a job that runs
+# well posts two, as many as a batch/v1 Job (SuccessfulCreate, Completed).
+QUIET = frozenset({Reason.WAITING_FOR_CAPACITY, Reason.QUEUED_BEHIND_HIGHER_PRIORITY,
+                   Reason.CREATING_WORKERS, Reason.WORKERS_RUNNING})
 
 
 def _moved(job: TrainingJob, phase: Phase, reason: Reason, message: str, now: datetime,
@@ -73,8 +84,9 @@ def _moved(job: TrainingJob, phase: Phase, reason: Reason, message: str, now: da
     assert (job.status.phase, phase) in EDGES, f"no edge {job.status.phase} -> {phase}"
     kind = EventType.WARNING if phase in FAILED_PHASES or reason is Reason.WORKER_LOST \
         else EventType.NORMAL
+    events = () if reason in QUIET else (Event(kind, reason, message),)
     return Decision(transition(job, phase, reason, message, now, settings, **changes),
-                    tuple(actions), (Event(kind, reason, message),), releases=phase in REQUEUES)
+                    tuple(actions), events, releases=phase in REQUEUES)
 
 
 def _admitted_at(job: TrainingJob) -> datetime | None:
@@ -112,8 +124,9 @@ def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime, settings: S
         problem = invalid_spec(job)
         if problem:
             return _moved(job, Phase.DEPLOY_FAILED, Reason.INVALID_SPEC, problem, now, settings)
-        return _moved(job, Phase.PENDING, Reason.WAITING_FOR_CAPACITY, queued_message(job),
-                      now, settings, attempt=status.attempt or 1)
+        # A new job's first status comes from the queue (`admit` or `queued`), in one write
+        # that already says where it stands; it asks for GPUs, so the queue runs.
+        return Decision(releases=True)
     if phase.terminal:  # absorbing: only make sure nothing is left running, then expire
         return _finished(job, stops(current, grace, lost) + cleanup, now, settings)
     if spec.stop:
@@ -154,8 +167,10 @@ def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime, settings: S
                 return _end(job, deploy_timeout(job, workers), current, stale, now, settings,
                             lost, tally)
             recheck = _earliest(recheck, deadline)
-        missing = [CreatePod(w.index, _reserved_node(job, w.index))
-                   for w in workers if w.state is WorkerState.MISSING]
+        missing: list[Action] = [CreatePod(w.index, _reserved_node(job, w.index))
+                                 for w in workers if w.state is WorkerState.MISSING]
+        if missing and spec.workers > 1:  # the admission's writes may have been cut short
+            missing.insert(0, CreateService())
         cleanup = [*missing, *cleanup]
     elif phase is Phase.RUNNING and spec.timeouts.run_seconds:
         # This attempt's time Running: queue and deploy time (and earlier attempts) do not count.
@@ -219,7 +234,8 @@ def _created(job: TrainingJob, workers: Sequence[Worker], stale: Sequence[PodVie
         if not lost_one.retry:  # it never started: a deploy failure, not a training one
             lost_one = replace(lost_one, phase=Phase.DEPLOY_FAILED)
         return _end(job, lost_one, [], stale, now, settings, lost)
-    creates: list[Action] = [CreateService()]
+    # One worker has no peer to find: no Service, and no Endpoints for it (DNS for gangs).
+    creates: list[Action] = [CreateService()] if spec.workers > 1 else []
     creates += [CreatePod(w.index, _reserved_node(job, w.index))
                 for w in workers if w.state is WorkerState.MISSING]
     return _moved(job, Phase.DEPLOYING, Reason.CREATING_WORKERS,
@@ -275,14 +291,41 @@ def _end(job: TrainingJob, verdict: Verdict, current: Sequence[PodView],
                   failure=verdict.failure, **({} if tally is None else counted(tally)))
 
 
+def new_in_queue(job: TrainingJob) -> bool:
+    """A job the queue takes up as it is: no status yet, a spec that can run, not stopped."""
+    return job.status.phase is None and not job.spec.stop and invalid_spec(job) is None
+
+
+def queued(job: TrainingJob, reason: Reason, message: str, queue: QueueInfo, now: datetime,
+           settings: Settings) -> Decision:
+    """A new job's first status: Pending, with why it waits and where it stands."""
+    return _moved(job, Phase.PENDING, reason, message, now, settings,
+                  attempt=job.status.attempt or 1, queue=queue)
+
+
 def admit(job: TrainingJob, nodes: Sequence[str], now: datetime,
           settings: Settings) -> Decision:
-    """Pending -> Created: the reservation is written before any pod exists."""
+    """Pending -> Created -> Deploying in one status write, then the pods: the reservation
+    is recorded before any pod exists, and the history keeps each step. A new job passes
+    through Pending on the way (the queue admitted it at once)."""
+    events: tuple[Event, ...] = ()
+    if job.status.phase is None:
+        first = _moved(job, Phase.PENDING, Reason.WAITING_FOR_CAPACITY, queued_message(job),
+                       now, settings, attempt=1)
+        job, events = _with(job, first), first.events
     where = (f" on {', '.join(sorted(set(nodes)))}" if nodes else "")
-    return _moved(job, Phase.CREATED, Reason.ADMITTED,
-                  f"admitted: {job.total_gpus} GPUs reserved{where}", now, settings,
-                  reservation=Reservation(attempt=job.status.attempt, nodes=list(nodes)),
-                  queue=None)
+    created = _moved(job, Phase.CREATED, Reason.ADMITTED,
+                     f"admitted: {job.total_gpus} GPUs reserved{where}", now, settings,
+                     reservation=Reservation(attempt=job.status.attempt, nodes=list(nodes)),
+                     queue=None)
+    job = _with(job, created)
+    deploying = _created(job, [classify(i, None) for i in range(job.spec.workers)], (), (),
+                         {}, now, settings)
+    return replace(deploying, events=(*events, *created.events, *deploying.events))
+
+
+def _with(job: TrainingJob, decision: Decision) -> TrainingJob:
+    return job.model_copy(update={"status": decision.status})
 
 
 def pod_rejected(job: TrainingJob, worker: int, error: str, now: datetime,

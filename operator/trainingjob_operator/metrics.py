@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 from trainingjob_operator.models import TrainingJob, TrainingJobStatus
 from trainingjob_operator.timeutil import parse_time
-from trainingjob_operator.vocabulary import TIMEOUT_OF, Phase
+from trainingjob_operator.vocabulary import ADMITTED, TIMEOUT_OF, Phase
 
 # Seconds: from a blink to a day in the queue.
 BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
@@ -55,10 +55,11 @@ class Metrics:
             return
         self.transitions.labels(new.phase.value, new.reason or "").inc()
         since = parse_time(old.phase_time)
-        if new.phase is Phase.CREATED:
+        if new.phase in ADMITTED and old.phase in (None, Phase.PENDING):
+            # Admitted (one write takes it on to Deploying); a new job admitted at once
+            # waited no time in the queue.
             self.admissions.inc()
-            if since is not None:
-                self.queue_wait.observe((now - since).total_seconds())
+            self.queue_wait.observe((now - since).total_seconds() if since else 0.0)
         elif new.phase is Phase.RUNNING:
             admitted = next((parse_time(h.time) for h in reversed(old.history)
                              if h.phase is Phase.CREATED), None)

@@ -35,6 +35,8 @@ from trainingjob_operator.vocabulary import (
 # A failed container's termination message is the tail of its log (diagnosis.py reads it);
 # one that succeeds keeps what it wrote to /dev/termination-log (results.py reads it).
 TERMINATION_MESSAGE_POLICY = "FallbackToLogsOnError"
+# A job of one worker meets only itself: the rendezvous store is in its own pod.
+SOLO_MASTER_ADDR = "127.0.0.1"
 OWNED_POD_FIELDS = ("containers", "initContainers", "restartPolicy", "hostname", "subdomain",
                     "terminationGracePeriodSeconds", "nodeName", "activeDeadlineSeconds")
 
@@ -51,7 +53,7 @@ def selector(job: TrainingJob) -> dict[str, str]:
 def _env(job: TrainingJob, index: int, settings: Settings) -> list[dict[str, Any]]:
     name, ns = job.metadata.name, job.metadata.namespace
     ours = {"WORLD_SIZE": str(job.spec.workers), "RANK": str(index),
-            "MASTER_ADDR": master_addr(name, ns),
+            "MASTER_ADDR": master_addr(name, ns) if job.spec.workers > 1 else SOLO_MASTER_ADDR,
             "MASTER_PORT": str(settings.master_port), "TRAININGJOB_NAME": name,
             "TRAININGJOB_ATTEMPT": str(job.status.attempt)}
     if job.spec.output is not None:
@@ -123,10 +125,12 @@ def worker_pod(job: TrainingJob, index: int, node: str | None,
         volume = {k: v for k, v in spec.output.volume.items() if k != "name"}
         pod_spec["volumes"] = [*pod_spec.get("volumes", []), {"name": OUTPUT_VOLUME, **volume}]
     pod_spec.update({
-        "restartPolicy": "Never", "hostname": name, "subdomain": service_name(job.metadata.name),
+        "restartPolicy": "Never", "hostname": name,
         "terminationGracePeriodSeconds": spec.termination_grace_period_seconds,
         "containers": [container],
     })
+    if spec.workers > 1:  # worker 0's DNS name comes from the headless Service
+        pod_spec["subdomain"] = service_name(job.metadata.name)
     if spec.setup is not None:
         setup: dict[str, Any] = {"name": SETUP_CONTAINER, "image": spec.setup.image or spec.image,
                                  "command": spec.setup.command,

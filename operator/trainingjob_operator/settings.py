@@ -15,8 +15,11 @@ class Settings:
     image_pull_grace_seconds: float = 120.0
     # Same for CreateContainerConfigError/CreateContainerError (a Secret may arrive late).
     config_error_grace_seconds: float = 60.0
-    # The one periodic sweep: time-based transitions and a fallback admission pass.
+    # With leader election: how often the loop looks at the leader gauge (the lease is renewed
+    # as often). Time-based transitions are each woken for at their own time.
     sweep_seconds: float = 2.0
+    # The queue runs at most this often: events that arrive meanwhile are decided together.
+    admission_interval_seconds: float = 0.1
     # A Pending job's free-GPU count is refreshed at most this often (one write each).
     queue_refresh_seconds: float = 15.0
     # A younger job may backfill around an older one of the same priority that does not fit

@@ -46,6 +46,12 @@ def waiting_message(job: TrainingJob, w: Waiting) -> str:
     return f"waiting for capacity: needs {gang}, {w.free} free on the nodes it may use"
 
 
+def queue_info(w: Waiting, now: datetime) -> QueueInfo:
+    return QueueInfo(position=w.position, namespace_position=w.namespace_position,
+                     gpus_needed=w.needed, gpus_free=w.free, largest_node_gpus=w.largest_node,
+                     updated_time=format_time(now))
+
+
 def waiting(job: TrainingJob, w: Waiting, now: datetime, settings: Settings) -> Decision:
     """The Pending status that says why the job waits and where it stands; no status when
     the current one still does. Same reason, new numbers: at most one write per refresh."""
@@ -55,9 +61,7 @@ def waiting(job: TrainingJob, w: Waiting, now: datetime, settings: Settings) -> 
     if old.reason == w.reason and fresh:
         return Decision()  # checked first: with 10,000 Pending jobs most passes end here
     message = waiting_message(job, w)
-    queue = QueueInfo(position=w.position, namespace_position=w.namespace_position,
-                      gpus_needed=w.needed, gpus_free=w.free, largest_node_gpus=w.largest_node,
-                      updated_time=format_time(now))
+    queue = queue_info(w, now)
     if old.reason == w.reason:
         unchanged = old.message == message and old.queue is not None and \
             old.queue.model_copy(update={"updated_time": None}) == \

@@ -28,9 +28,8 @@ def test_job_runs_through_every_phase_to_complete(ns: Kubectl) -> None:
     events = ns.json("get", "events", "--field-selector",
                      "involvedObject.kind=TrainingJob,involvedObject.name=llama-ft")["items"]
     reasons = [e["reason"] for e in sorted(events, key=lambda e: e["firstTimestamp"])]
-    for reason in ("WaitingForCapacity", "Admitted", "CreatingWorkers", "WorkersRunning",
-                   "Succeeded"):
-        assert reason in reasons, reasons
+    # Two Events for a job that went well, as a batch/v1 Job posts; every step is in history.
+    assert reasons == ["Admitted", "Succeeded"], reasons
     described = ns.run("describe", "trainingjob", "llama-ft").stdout
     events_table = described[described.index("Events:"):]
     assert "Normal  Succeeded" in events_table and "trainingjob-operator" in events_table

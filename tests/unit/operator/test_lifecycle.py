@@ -14,11 +14,11 @@ from trainingjob_operator.decision import (
     StopPod,
 )
 from trainingjob_operator.lifecycle import EDGES, decide
-from trainingjob_operator.models import TrainingJob, Unreadable, read_job
+from trainingjob_operator.models import QueueInfo, TrainingJob, Unreadable, read_job
 from trainingjob_operator.nodes import NodeView, Snapshot, job_nodes
 from trainingjob_operator.pods import PodView
 from trainingjob_operator.settings import Settings
-from trainingjob_operator.vocabulary import Phase
+from trainingjob_operator.vocabulary import Phase, Reason
 
 from tests.unit.operator.factories import (
     NOW,
@@ -39,14 +39,30 @@ def _phase(d: Decision) -> Phase | None:
     return d.status.phase if d.status else None
 
 
-def test_new_job_is_queued_pending_with_what_it_needs() -> None:
-    d = decide(job(workers=2, gpusPerWorker=8), [], NOW, S)
+def test_a_new_job_is_left_to_the_queue_which_writes_its_first_status() -> None:
+    new = job(workers=2, gpusPerWorker=8)
+    d = decide(new, [], NOW, S)
+    assert d.status is None and d.actions == () and d.wakes_queue
+    assert lifecycle.new_in_queue(new)
+    assert not lifecycle.new_in_queue(job(stop=True))
+    assert not lifecycle.new_in_queue(job(template={"spec": {"containers": []}}))
+    info = QueueInfo(position=3, gpus_needed=16, gpus_free=8)
+    d = lifecycle.queued(new, Reason.WAITING_FOR_CAPACITY, "waiting for capacity: ...", info,
+                         NOW, S)
     assert d.status is not None
     assert (d.status.phase, d.status.reason) == (Phase.PENDING, "WaitingForCapacity")
-    assert d.status.message == "queued: needs 16 GPUs (2 workers x 8 nvidia.com/gpu)"
+    assert d.status.queue == info and [h.phase for h in d.status.history] == [Phase.PENDING]
     assert d.status.gpus == 16 and d.status.worker_summary == "0/2" and d.status.attempt == 1
-    assert [e.reason for e in d.events] == ["WaitingForCapacity"]
-    assert d.actions == ()
+    assert d.events == () and d.actions == ()  # waiting is in the status, not an Event
+
+
+def test_a_new_job_admitted_at_once_records_pending_and_created_in_one_write() -> None:
+    d = lifecycle.admit(job(workers=1), ["n0"], NOW, S)
+    assert d.status is not None and d.status.phase is Phase.DEPLOYING
+    assert [h.phase for h in d.status.history] == [Phase.PENDING, Phase.CREATED,
+                                                   Phase.DEPLOYING]
+    assert d.status.attempt == 1 and d.actions == (CreatePod(0, "n0"),)  # one worker: no Service
+    assert [e.reason for e in d.events] == ["Admitted"]
 
 
 def test_new_job_with_a_spec_the_schema_cannot_check_fails_with_invalid_spec() -> None:
@@ -56,11 +72,13 @@ def test_new_job_with_a_spec_the_schema_cannot_check_fails_with_invalid_spec() -
     assert "spec.template.spec.containers is set by the operator" in (d.status.message or "")
 
 
-def test_admit_records_the_reservation_before_any_pod() -> None:
+def test_admit_records_the_reservation_with_deploying_before_any_pod() -> None:
     d = lifecycle.admit(job(at("Pending"), workers=2), ["n1", "n0"], NOW, S)
     status = d.status
-    assert status is not None and status.phase is Phase.CREATED
-    assert status.reservation is not None and d.actions == ()
+    assert status is not None and status.phase is Phase.DEPLOYING
+    assert [h.phase for h in status.history][-2:] == [Phase.CREATED, Phase.DEPLOYING]
+    assert status.reservation is not None
+    assert d.actions == (CreateService(), CreatePod(0, "n1"), CreatePod(1, "n0"))
     assert [(e.type, e.reason, e.message) for e in d.events] == [
         ("Normal", "Admitted", "admitted: 2 GPUs reserved on n0, n1")]
     assert not d.wakes_queue

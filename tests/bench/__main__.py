@@ -1,0 +1,216 @@
+"""`make bench`: runs each workload with each peer on one devcluster and prints the table.
+
+Peers: `trainingjob` (this operator, as a process on this machine), `job` (batch/v1 Job, the
+controller-manager's own controller, no queue) and `kueue` (Kueue built from its Go module,
+webhooks off, Jobs created suspended with the queue label). Repeats rotate the order of the
+peers; each run has a namespace of its own, deleted (and waited for) before the next.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from devcluster import build, kueue
+from devcluster.cluster import free_ports
+from tests.bench import apimetrics, drive, profile, report, scale, workloads
+from tests.bench.queuepass import queue_pass
+from tests.bench.workloads import Workload
+from tests.kube import Kubectl
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / ".devcluster-bench"
+OURS = "trainingjob"
+PEERS = (OURS, "job", "kueue")
+TRAINING_JOBS = drive.Kind("training.dev", "v1alpha1", "trainingjobs",
+                           workloads.training_job_done)
+BATCH_JOBS = drive.Kind("batch", "v1", "jobs", workloads.batch_job_done)
+
+
+def devcluster(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "devcluster", "--dir", str(DATA), *args], cwd=ROOT,
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+@contextmanager
+def operator(kubeconfig: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """The operator as `make run` starts it, one replica, metrics off; yielded once ready."""
+    (health,) = free_ports(1)
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "TRAININGJOB_METRICS_PORT": "0",
+           "TRAININGJOB_HEALTH_PORT": str(health)}
+    with log.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "trainingjob_operator"], cwd=ROOT,
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{health}/readyz", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"the operator did not get ready; see {log}") from None
+                time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@contextmanager
+def kueue_manager(kubectl: Kubectl, workload: Workload) -> Iterator[subprocess.Popen[bytes]]:
+    proc = kueue.start(kubectl.kubeconfig, DATA)
+    try:
+        yield proc
+    finally:
+        kueue.stop(proc)
+
+
+def _objects(peer: str, workload: Workload,
+             namespace: str) -> tuple[drive.Kind, list[dict[str, Any]]]:
+    names = [f"job-{i}" for i in range(workload.jobs)]
+    if peer == OURS:
+        return TRAINING_JOBS, [workloads.training_job(workload, n) for n in names]
+    queue = kueue.LOCAL_QUEUE if peer == "kueue" else None
+    return BATCH_JOBS, [workloads.batch_job(workload, n, namespace, queue) for n in names]
+
+
+async def _measure(kubectl: Kubectl, peer: str, workload: Workload, namespace: str,
+                   pid: int) -> report.Run:
+    kind, objects = _objects(peer, workload, namespace)
+    api = await drive.api(kubectl.kubeconfig)
+    try:
+        before_writes = await drive.settled_writes(api)
+        before = drive.proc_stat(pid)
+        started = time.monotonic()
+        await drive.create_all(api, kind, namespace, objects)
+        states = await drive.wait_done(api, kind, namespace, workload.jobs, timeout=900)
+        seconds = time.monotonic() - started
+        after = drive.proc_stat(pid)
+        writes = apimetrics.delta(await drive.settled_writes(api), before_writes)
+        print(f"  events by component/reason: {await drive.event_reasons(api, namespace)}",
+              flush=True)
+    finally:
+        await api.close()
+    tally: dict[str, int] = {}
+    for state in states.values():
+        tally[state] = tally.get(state, 0) + 1
+    per_job = apimetrics.per_job(writes, workload.jobs, kind.resource)
+    return report.Run(peer, seconds, workload.jobs, apimetrics.grouped(per_job),
+                      after.cpu_seconds - before.cpu_seconds, after.peak_rss_mib, tally)
+
+
+def one_run(kubectl: Kubectl, peer: str, workload: Workload, index: int,
+            profile_to: Path | None) -> report.Run:
+    namespace = f"bench-{workload.name}-{peer}-{index}"
+    kubectl.run("create", "namespace", namespace)
+    try:
+        if peer == OURS:
+            with operator(kubectl.kubeconfig, DATA / "operator.log") as proc, \
+                    profile.recording(proc.pid, profile_to):
+                return asyncio.run(_measure(kubectl, peer, workload, namespace, proc.pid))
+        if peer == "kueue":
+            for manifest in kueue.queues(workload.gpus, "1000", "4000Gi", namespace):
+                kubectl.apply(manifest)
+            with kueue_manager(kubectl, workload) as proc:
+                return asyncio.run(_measure(kubectl, peer, workload, namespace, proc.pid))
+        pid = drive.find_process("kube-controller-manager", str(DATA))
+        return asyncio.run(_measure(kubectl, peer, workload, namespace, pid))
+    finally:
+        kubectl.run("delete", "namespace", namespace, "--wait=true", timeout=900)
+
+
+def rotations(peers: Sequence[str], repeat: int) -> list[list[str]]:
+    """Each repeat starts with the next peer, so none always runs on a fresh cluster."""
+    return [[*peers[i % len(peers):], *peers[:i % len(peers)]] for i in range(repeat)]
+
+
+def bench_workload(kubectl: Kubectl, workload: Workload, peers: Sequence[str], repeat: int,
+                   profile_dir: Path | None) -> str:
+    runs: dict[str, list[report.Run]] = {p: [] for p in peers}
+    for i, order in enumerate(rotations(peers, repeat)):
+        for peer in order:
+            to = profile_dir / f"{workload.name}-{i}.txt" if profile_dir and peer == OURS \
+                else None
+            run = one_run(kubectl, peer, workload, i, to)
+            runs[peer].append(run)
+            print(f"  {workload.name} #{i + 1} {peer}: {run.seconds:.1f}s, "
+                  f"{run.jobs_per_second:.1f} jobs/s, writes/job "
+                  f"{json.dumps({k: round(v, 2) for k, v in run.writes.items()})}, "
+                  f"cpu {run.cpu_seconds or 0:.1f}s, rss {run.peak_rss_mib or 0:.0f} MiB, "
+                  f"{dict(run.states)}", flush=True)
+            if to is not None:
+                print(profile.summary(to.read_text()), flush=True)
+    return report.table(workload.describe(), [report.median_run(runs[p]) for p in peers], OURS)
+
+
+def with_cluster(nodes: int, body: Callable[[Kubectl], None]) -> None:
+    devcluster("down")
+    devcluster("up", "--nodes", str(nodes), "--real-nodes", "0")
+    try:
+        kubectl = Kubectl(build.ensure_binaries(log=False) / "kubectl", DATA / "kubeconfig")
+        kubectl.run("apply", "-f", str(ROOT / "crds"))
+        kubectl.run("wait", "--for=condition=Established", "crd/trainingjobs.training.dev")
+        body(kubectl)
+    finally:
+        subprocess.run([sys.executable, "-m", "devcluster", "--dir", str(DATA), "down"],
+                       cwd=ROOT, capture_output=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workloads", default="small,gangs,wide,scale",
+                        help="comma-separated: " + ",".join(w.name for w in
+                                                             workloads.WORKLOADS) + ",scale")
+    parser.add_argument("--peers", default=",".join(PEERS))
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="a directory: py-spy profiles of the operator in each run")
+    parser.add_argument("--scale-jobs", type=int, default=10_000)
+    parser.add_argument("--queue-jobs", type=int, default=10_000)
+    args = parser.parse_args()
+    wanted = args.workloads.split(",")
+    peers = [p for p in args.peers.split(",") if p]
+    if "kueue" in peers:
+        build.ensure_kueue()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    queue_pass(args.queue_jobs, 100)
+    tables: list[str] = []
+    for nodes, group in itertools.groupby(
+            [w for w in workloads.WORKLOADS if w.name in wanted], key=lambda w: w.nodes):
+        members = list(group)
+
+        def body(kubectl: Kubectl, members: list[Workload] = members) -> None:
+            if "kueue" in peers:
+                for crd in kueue.crds():
+                    kubectl.run("apply", "--server-side", "-f", str(crd))
+            for w in members:
+                print(f"{w.name}: {w.describe()}", flush=True)
+                tables.append(bench_workload(kubectl, w, peers, args.repeat, args.profile))
+                print(tables[-1], flush=True)
+
+        with_cluster(nodes, body)
+    if "scale" in wanted:
+        def scaled(kubectl: Kubectl) -> None:
+            tables.append(scale.run(kubectl, args.scale_jobs,
+                                    lambda: operator(kubectl.kubeconfig, DATA / "operator.log")))
+            print(tables[-1], flush=True)
+
+        with_cluster(scale.NODES, scaled)
+    print("\n\n".join(tables))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Pure: API writes by resource, from the API server's `apiserver_request_total` counters.
+
+A write is any request whose verb changes state. The resources counted are the ones a job
+controller's work shows in: Events, the job objects and their status, Workloads (Kueue),
+pods (create, binding, status, delete), Services, Endpoints and EndpointSlices. Nodes and
+Leases are left out: kwok's heartbeats are the same whoever runs the jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE", "APPLY", "DELETECOLLECTION"})
+COUNTED = frozenset({"events", "pods", "services", "endpoints", "endpointslices", "jobs",
+                     "trainingjobs", "workloads"})
+Counts = dict[str, float]  # "resource" or "resource/subresource" -> requests
+
+
+def _labels(text: str) -> dict[str, str]:
+    out = {}
+    for part in text.split('",'):
+        key, _, value = part.partition('="')
+        out[key.strip()] = value.rstrip('"')
+    return out
+
+
+def writes(metrics_text: str) -> Counts:
+    """Write requests served so far (every response code), by resource[/subresource]."""
+    counts: Counts = {}
+    for line in metrics_text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels_text, _, value = line[len("apiserver_request_total{"):].rpartition("} ")
+        labels = _labels(labels_text)
+        if labels.get("verb") not in WRITE_VERBS or labels.get("resource") not in COUNTED:
+            continue
+        key = labels["resource"] + (f"/{labels['subresource']}" if labels.get("subresource")
+                                    else "")
+        counts[key] = counts.get(key, 0.0) + float(value)
+    return counts
+
+
+def delta(after: Mapping[str, float], before: Mapping[str, float]) -> Counts:
+    return {k: v - before.get(k, 0.0) for k, v in after.items() if v - before.get(k, 0.0)}
+
+
+def per_job(counts: Mapping[str, float], jobs: int, created_by_user: str) -> Counts:
+    """Writes per job, without the user's own create of each job (`created_by_user`, the
+    same for every peer)."""
+    out = {k: v / jobs for k, v in counts.items()}
+    out[created_by_user] = out.get(created_by_user, 0.0) - 1.0
+    return {k: v for k, v in out.items() if abs(v) > 1e-9}
+
+
+GROUPS = {"events": "events", "pods": "pods", "services": "services",
+          "endpoints": "endpoints", "endpointslices": "endpoints"}
+
+
+def grouped(counts: Mapping[str, float]) -> dict[str, float]:
+    """Writes folded into the table's columns: events, status (the controller's own objects,
+    Workloads included), pods (every subresource), services, endpoints (both kinds)."""
+    out: dict[str, float] = {}
+    for key, value in counts.items():
+        column = GROUPS.get(key.split("/", 1)[0], "status")
+        out[column] = out.get(column, 0.0) + value
+    return out
