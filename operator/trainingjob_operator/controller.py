@@ -39,6 +39,7 @@ from trainingjob_operator.vocabulary import ADMITTED, Key, Phase
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 5
+WORKERS = 16  # jobs reconciled at once (each under its own lock)
 IDLE_SECONDS = 3600.0  # nothing due and no election: sleep until woken
 WRITERS = 32  # jobs whose writes are in flight at once, within one admission pass
 
@@ -86,6 +87,12 @@ class Controller:
     settings: Settings
     indexes: Indexes | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    attached: asyncio.Event = field(default_factory=asyncio.Event)
+    pods_synced: asyncio.Event = field(default_factory=asyncio.Event)
+    # Jobs to reconcile, each at most once in `work` (events that come while it waits there
+    # are taken by that one reconcile); WORKERS tasks take them in turn.
+    dirty: set[Key] = field(default_factory=set)
+    work: asyncio.Queue[Key] = field(default_factory=asyncio.Queue)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
     recheck: dict[Key, datetime] = field(default_factory=dict)
@@ -111,7 +118,34 @@ class Controller:
     def attach(self, indexes: Indexes) -> None:
         if self.indexes is None:
             self.indexes = indexes
-            self.ready.set()
+            self.attached.set()
+
+    async def become_ready(self) -> None:
+        """Ready once kopf's indexes (jobs, nodes) and the pod list are complete: no decision
+        is made on a partial picture."""
+        await self.attached.wait()
+        await self.pods_synced.wait()
+        self.ready.set()
+
+    def enqueue(self, key: Key) -> None:
+        if key not in self.dirty:
+            self.dirty.add(key)
+            self.work.put_nowait(key)
+
+    async def worker(self) -> None:
+        await self.ready.wait()
+        while True:
+            key = await self.work.get()
+            self.dirty.discard(key)
+            await self.reconcile(key)
+            self.wake.set()
+
+    async def pod_changed(self, pod: PodView) -> None:
+        """A pod changed: its job is reconciled; any GPU pod's change may free capacity."""
+        if pod.job:
+            self.enqueue((pod.namespace, pod.job))
+        elif pod.requests:
+            self.wake.set()
 
     def forget(self, key: Key) -> None:
         self.locks.pop(key, None)
@@ -197,7 +231,7 @@ class Controller:
         keys = list(self.indexes.jobs)
         log.info("leader: re-deciding %d TrainingJobs", len(keys))
         for key in keys:
-            await self.reconcile(key)
+            self.enqueue(key)
         self.wake.set()
 
     async def reconcile(self, key: Key) -> None:

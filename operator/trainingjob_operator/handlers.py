@@ -1,7 +1,8 @@
 """kopf wiring, kept thin: indexes are the informer state, events hand keys to the controller.
 
-kopf fills every index from its initial LIST before it calls any handler, so the first
-handler call (which attaches the indexes) means the controller starts from complete state.
+kopf fills every index (jobs, nodes) from its initial LIST before it calls any handler, and
+the pod informer (informer.py, pods only: kopf's per-object machinery cost more than anything
+else per pod event) reports its own first list; the controller decides nothing before both.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from typing import Any
 import kopf
 
 from trainingjob_operator import health
-from trainingjob_operator.controller import Controller, Indexes
+from trainingjob_operator.controller import WORKERS, Controller, Indexes
 from trainingjob_operator.election import Elector, identity
+from trainingjob_operator.informer import PodInformer
 from trainingjob_operator.kube import Kube
 from trainingjob_operator.models import TrainingJob, Unreadable, read_job
 from trainingjob_operator.nodes import NodeView, parse_node
-from trainingjob_operator.pods import PodView, parse_pod
 from trainingjob_operator.settings import Settings
-from trainingjob_operator.vocabulary import GROUP, JOB_LABEL, PLURAL, VERSION
+from trainingjob_operator.vocabulary import GROUP, PLURAL, VERSION
 
 JOBS = (GROUP, VERSION, PLURAL)
 
@@ -67,6 +68,14 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         memo["election"] = asyncio.create_task(elector.run(), name="trainingjob-election")
     if ours.metrics_port:
         controller.metrics.serve(ours.metrics_port)
+    pods = PodInformer(kube.rest, controller.pod_changed)
+    controller.pods_synced = pods.synced
+    memo["pods"] = pods
+    memo["tasks"] = [
+        asyncio.create_task(pods.run(), name="trainingjob-pod-watch"),
+        asyncio.create_task(controller.become_ready(), name="trainingjob-ready"),
+        *(asyncio.create_task(controller.worker(), name=f"trainingjob-worker-{i}")
+          for i in range(WORKERS))]
     loop = asyncio.create_task(controller.run(), name="trainingjob-admission-and-sweep")
     memo["loop"] = loop
     if ours.health_port:
@@ -93,6 +102,8 @@ async def stop_loop(memo: kopf.Memo, **_: Any) -> None:
         task = memo.get(name)
         if task is not None:
             task.cancel()
+    for task in memo.get("tasks", []):
+        task.cancel()
     elector: Elector | None = memo.get("elector")
     if elector is not None:
         await elector.resign()
@@ -109,20 +120,6 @@ async def jobs_idx(body: kopf.Body, **kwargs: Any) -> dict[Any, TrainingJob | Un
     return {(body.metadata.namespace, body.metadata.name): read_job(dict(body))}
 
 
-@kopf.index("pods")
-async def pods_idx(body: kopf.Body, **kwargs: Any) -> dict[Any, PodView] | None:
-    """One index, two kinds of key, so one parse and one handler call per pod event:
-    (namespace, job) -> the job's worker pods; node name -> the bound pods there that use
-    GPUs (capacity) or are workers (lost when their node is)."""
-    pod = parse_pod(dict(body))
-    keys: dict[Any, PodView] = {}
-    if pod.job:
-        keys[(pod.namespace, pod.job)] = pod
-    if pod.node_name and (pod.requests or pod.job):
-        keys[pod.node_name] = pod
-    return keys or None
-
-
 @kopf.index("nodes")
 async def nodes_idx(body: kopf.Body, **kwargs: Any) -> dict[Any, NodeView]:
     return {body.metadata.name: parse_node(dict(body))}
@@ -131,7 +128,8 @@ async def nodes_idx(body: kopf.Body, **kwargs: Any) -> dict[Any, NodeView]:
 def _controller(kwargs: dict[str, Any]) -> Controller:
     """The controller, attached to the indexes (complete by the time any handler runs)."""
     controller: Controller = kwargs["memo"]["controller"]
-    controller.attach(Indexes(jobs=kwargs["jobs_idx"], pods=kwargs["pods_idx"],
+    pods: PodInformer = kwargs["memo"]["pods"]
+    controller.attach(Indexes(jobs=kwargs["jobs_idx"], pods=pods.store,
                               nodes=kwargs["nodes_idx"]))
     return controller
 
@@ -143,15 +141,7 @@ async def job_event(body: kopf.Body, **kwargs: Any) -> None:
     if kwargs.get("type") == "DELETED":
         controller.forget(key)
         return
-    await controller.reconcile(key)
-    controller.wake.set()
-
-
-@kopf.on.event("pods", labels={JOB_LABEL: kopf.PRESENT})
-async def pod_event(body: kopf.Body, **kwargs: Any) -> None:
-    controller = _controller(kwargs)
-    await controller.reconcile((body.metadata.namespace or "", body.metadata.labels[JOB_LABEL]))
-    controller.wake.set()
+    controller.enqueue(key)
 
 
 @kopf.on.event("nodes")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -30,6 +30,8 @@ MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 # Connections to the API server: requests beyond this wait for a free one.
 MAX_CONNECTIONS = 64
+# A watch's HTTP request may outlive its timeoutSeconds by this much before it counts as lost.
+WATCH_SLACK_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,28 @@ class Rest:
             raise ApiException.from_response(http_resp=response,
                                              body=raw.decode(errors="replace"), data=None)
         return cast(dict[str, Any], json.loads(raw)) if raw else {}
+
+    async def watch(self, path: str, resource_version: str,
+                    seconds: int) -> AsyncIterator[dict[str, Any]]:
+        """The events of one watch from resource_version, as they arrive, until the server
+        ends it (after `seconds`). ERROR events (410 Gone: too old) are yielded too."""
+        method, url, headers, _, _ = await self.api.param_serialize(
+            method="GET", resource_path=path, header_params={"Accept": JSON},
+            query_params=[("watch", "1"), ("resourceVersion", resource_version),
+                          ("allowWatchBookmarks", "true"), ("timeoutSeconds", seconds)],
+            auth_settings=["BearerToken"])
+        response = await self.api.call_api(method, url, headers,
+                                           _request_timeout=seconds + WATCH_SLACK_SECONDS)
+        try:
+            if response.status != 200:
+                raw = await response.read()  # type: ignore[no-untyped-call]
+                raise ApiException.from_response(http_resp=response,
+                                                 body=raw.decode(errors="replace"), data=None)
+            async for line in response.response.content:
+                if line.strip():
+                    yield json.loads(line)
+        finally:
+            response.response.release()
 
 
 class Kube:

@@ -32,6 +32,7 @@ from tests.kube import Kubectl
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / ".devcluster-bench"
 OURS = "trainingjob"
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 PEERS = (OURS, "job", "kueue")
 TRAINING_JOBS = drive.Kind("training.dev", "v1alpha1", "trainingjobs",
                            workloads.training_job_done)
@@ -92,12 +93,17 @@ async def _measure(kubectl: Kubectl, peer: str, workload: Workload, namespace: s
     api = await drive.api(kubectl.kubeconfig)
     try:
         before_writes = await drive.settled_writes(api)
+        parts = {c: drive.find_process(c, str(DATA)) for c in COMPONENTS}
+        parts_before = {c: drive.proc_stat(p).cpu_seconds for c, p in parts.items()}
         before = drive.proc_stat(pid)
         started = time.monotonic()
         await drive.create_all(api, kind, namespace, objects)
         states = await drive.wait_done(api, kind, namespace, workload.jobs, timeout=900)
         seconds = time.monotonic() - started
         after = drive.proc_stat(pid)
+        busy = {c: round(drive.proc_stat(p).cpu_seconds - parts_before[c], 1)
+                for c, p in parts.items()}
+        print(f"  CPU seconds of the cluster's components over the run: {busy}", flush=True)
         writes = apimetrics.delta(await drive.settled_writes(api), before_writes)
         print(f"  events by component/reason: {await drive.event_reasons(api, namespace)}",
               flush=True)

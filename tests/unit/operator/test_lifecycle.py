@@ -93,6 +93,25 @@ def test_created_creates_service_and_pods_on_reserved_nodes_then_deploying() -> 
     assert d.actions == (CreateService(), CreatePod(0, "a"), CreatePod(1, "b"))
 
 
+def test_quiet_steps_post_no_event_but_trouble_and_the_end_do() -> None:
+    up = decide(job(at("Deploying"), workers=1), [running(0)], NOW, S)
+    assert _phase(up) is Phase.RUNNING and up.events == ()
+    done = decide(job(at("Running"), workers=1), [pod(0, phase="Succeeded", containers=[
+        container(terminated={"exitCode": 0, "reason": "Completed"})])], NOW, S)
+    assert [e.reason for e in done.events] == ["Succeeded"]
+    lost = decide(job(at("Running"), workers=1), [pod(0, deleted=True)], NOW, S)
+    assert [(e.type, e.reason) for e in lost.events] == [("Warning", "WorkerLost")]
+
+
+def test_deploying_with_a_pod_missing_creates_it_and_a_gangs_service_again() -> None:
+    d = decide(job(at("Deploying", reservation={"attempt": 1, "nodes": ["a", "b"]}),
+                   workers=2), [], NOW, S)
+    assert d.actions == (CreateService(), CreatePod(0, "a"), CreatePod(1, "b"))
+    solo = decide(job(at("Deploying", reservation={"attempt": 1, "nodes": ["a"]}), workers=1),
+                  [], NOW, S)
+    assert solo.actions == (CreatePod(0, "a"),)
+
+
 def test_created_waits_for_the_previous_attempts_pods_to_go() -> None:
     old = pod(0, attempt=1, deleted=True)
     d = decide(job(at("Created", attempt=2)), [old], NOW, S)

@@ -41,6 +41,15 @@ def test_transitions_feed_admissions_queue_wait_deploy_time_retries_and_timeouts
         "phase": "DeployFailed", "reason": "QueueTimeout"}) == 1
 
 
+def test_a_new_job_admitted_at_once_counts_one_admission_that_waited_no_time() -> None:
+    m = Metrics()
+    new = job()
+    _after(new, m, lifecycle.admit(new, ["n0"], NOW, S))
+    assert m.registry.get_sample_value("trainingjob_admissions_total") == 1
+    assert m.registry.get_sample_value("trainingjob_queue_wait_seconds_count") == 1
+    assert m.registry.get_sample_value("trainingjob_queue_wait_seconds_sum") == 0
+
+
 def test_a_status_refresh_without_a_new_phase_counts_nothing() -> None:
     m = Metrics()
     j = job(at("Running"))

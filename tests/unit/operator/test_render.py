@@ -77,3 +77,10 @@ def test_output_volume_is_mounted_in_every_container_and_named_in_the_env() -> N
         assert {"name": "TRAININGJOB_OUTPUT_DIR", "value": "/models"} in c["env"]
     plain = worker_pod(job(at("Created")), 0, None, S)["spec"]
     assert "volumes" not in plain and "volumeMounts" not in plain["containers"][0]
+
+
+def test_a_one_worker_job_needs_no_service_and_meets_itself_on_loopback() -> None:
+    pod = worker_pod(job(at("Created"), workers=1), 0, "n0", S)
+    assert "subdomain" not in pod["spec"]
+    env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+    assert (env["MASTER_ADDR"], env["WORLD_SIZE"]) == ("127.0.0.1", "1")
