@@ -1,16 +1,23 @@
 from tests.bench import apimetrics
 
-TEXT = """# HELP apiserver_request_total Counter of apiserver requests
-apiserver_request_total{code="201",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="binding",verb="POST",version="v1"} 10
-apiserver_request_total{code="201",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="",verb="POST",version="v1"} 10
-apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="pods",scope="namespace",subresource="",verb="LIST",version="v1"} 99
-apiserver_request_total{code="200",component="apiserver",dry_run="",group="training.dev",resource="trainingjobs",scope="resource",subresource="status",verb="PATCH",version="v1alpha1"} 30
-apiserver_request_total{code="409",component="apiserver",dry_run="",group="training.dev",resource="trainingjobs",scope="resource",subresource="status",verb="PATCH",version="v1alpha1"} 2
-apiserver_request_total{code="201",component="apiserver",dry_run="",group="training.dev",resource="trainingjobs",scope="resource",subresource="",verb="POST",version="v1alpha1"} 10
-apiserver_request_total{code="201",component="apiserver",dry_run="",group="",resource="events",scope="resource",subresource="",verb="POST",version="v1"} 20
-apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="nodes",scope="resource",subresource="status",verb="PATCH",version="v1"} 500
-apiserver_request_total{code="201",component="apiserver",dry_run="",group="discovery.k8s.io",resource="endpointslices",scope="resource",subresource="",verb="POST",version="v1"} 4
-"""
+def _line(resource: str, verb: str, value: int, subresource: str = "", code: str = "201",
+          group: str = "") -> str:
+    return (f'apiserver_request_total{{code="{code}",component="apiserver",dry_run="",'
+            f'group="{group}",resource="{resource}",scope="resource",'
+            f'subresource="{subresource}",verb="{verb}",version="v1"}} {value}')
+
+
+TEXT = "\n".join([
+    "# HELP apiserver_request_total Counter of apiserver requests",
+    _line("pods", "POST", 10, "binding"), _line("pods", "POST", 10),
+    _line("pods", "LIST", 99, code="200"),
+    _line("trainingjobs", "PATCH", 30, "status", "200", "training.dev"),
+    _line("trainingjobs", "PATCH", 2, "status", "409", "training.dev"),
+    _line("trainingjobs", "POST", 10, group="training.dev"),
+    _line("events", "POST", 20),
+    _line("nodes", "PATCH", 500, "status", "200"),
+    _line("endpointslices", "POST", 4, group="discovery.k8s.io"),
+])
 
 
 def test_writes_count_every_code_of_the_counted_resources_and_no_reads_or_heartbeats() -> None:
