@@ -1,5 +1,6 @@
 from tests.bench import apimetrics
 
+
 def _line(resource: str, verb: str, value: int, subresource: str = "", code: str = "201",
           group: str = "") -> str:
     return (f'apiserver_request_total{{code="{code}",component="apiserver",dry_run="",'
