@@ -92,6 +92,7 @@ class Controller:
     # Jobs to reconcile, each at most once in `work` (events that come while it waits there
     # are taken by that one reconcile); WORKERS tasks take them in turn.
     dirty: set[Key] = field(default_factory=set)
+    node_views: dict[str, NodeView] = field(default_factory=dict)
     work: asyncio.Queue[Key] = field(default_factory=asyncio.Queue)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
@@ -126,6 +127,14 @@ class Controller:
         await self.attached.wait()
         await self.pods_synced.wait()
         self.ready.set()
+
+    def node_changed(self, view: NodeView, deleted: bool) -> bool:
+        """Whether the node differs from the last time it was seen in what the queue reads
+        (capacity, labels, taints, readiness): kubelets' and kwok's heartbeats do not."""
+        before = self.node_views.pop(view.name, None)
+        if not deleted:
+            self.node_views[view.name] = view
+        return deleted or before != view
 
     def enqueue(self, key: Key) -> None:
         if key not in self.dirty:

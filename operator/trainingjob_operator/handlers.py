@@ -148,6 +148,8 @@ async def job_event(body: kopf.Body, **kwargs: Any) -> None:
 async def node_event(body: kopf.Body, **kwargs: Any) -> None:
     controller = _controller(kwargs)
     deleted = kwargs.get("type") == "DELETED"
-    if deleted or not parse_node(dict(body)).ready:
+    view = parse_node(dict(body))
+    if deleted or not view.ready:
         await controller.node_trouble(body.metadata.name or "", deleted)
-    controller.wake.set()
+    if controller.node_changed(view, deleted):
+        controller.wake.set()  # capacity may have changed; a heartbeat alone changes nothing

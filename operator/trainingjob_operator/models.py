@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
@@ -248,10 +249,22 @@ class Unreadable(Model):
     phase: str | None = None
 
 
+def _interned(value: Any) -> Any:
+    """The same strings once in memory: a status repeats its message in every condition and
+    its times and reasons across history, for each of 10,000 jobs the index holds."""
+    if isinstance(value, str):
+        return sys.intern(value)
+    if isinstance(value, dict):
+        return {sys.intern(k): _interned(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interned(v) for v in value]
+    return value
+
+
 def read_job(body: dict[str, Any]) -> TrainingJob | Unreadable:
     """Parse once, at the watch boundary; never raise on what a user could store."""
     try:
-        return TrainingJob.model_validate(body)
+        return TrainingJob.model_validate(_interned(body))
     except ValidationError as err:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
                              for e in err.errors())

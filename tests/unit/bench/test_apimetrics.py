@@ -35,3 +35,8 @@ def test_per_job_leaves_out_the_users_own_creates_and_groups_fold_into_columns()
     per_job = apimetrics.per_job(delta, 10, "trainingjobs")
     assert "trainingjobs" not in per_job  # 10 creates by the user, one each
     assert apimetrics.grouped(per_job) == {"pods": 1.6, "status": 3.2, "endpoints": 0.4}
+
+
+def test_operator_driven_writes_leave_out_endpoints() -> None:
+    counts = {"trainingjobs/status": 2.0, "events": 1.0, "endpoints": 5.0, "pods/status": 1.0}
+    assert apimetrics.operator_driven(counts) == 4.0
