@@ -14,14 +14,16 @@ COPY requirements.lock ./
 COPY wheels/ wheels/
 # pip runs from its own wheel when the base has none (the Debian base has no pip); the
 # wheels come from the context (`make image` builds with no network), else from the index.
-# kubernetes>=35 also ships kubernetes/aio, an asyncio copy of the client (~70 MB) that
-# nothing imports (kube.py runs the synchronous client in threads): left out.
+# kube.py runs on kubernetes/aio, the asyncio client of the same package. `import kubernetes`
+# loads the synchronous client too, but its generated API classes (34 MB) only on first use,
+# and nothing here uses one: those modules are left out.
 RUN set -e; \
     if ls wheels/pip-*.whl >/dev/null 2>&1; then pip="python3 $(ls wheels/pip-*.whl)/pip"; \
     else pip="python3 -m pip"; fi; \
     $pip install --no-compile --require-hashes --find-links wheels --target /opt/app/deps \
         -r requirements.lock; \
-    rm -rf /opt/app/deps/kubernetes/aio /opt/app/deps/bin
+    rm -rf /opt/app/deps/bin; \
+    find /opt/app/deps/kubernetes/client/api -name '*_api.py' -delete
 COPY operator/trainingjob_operator/ /opt/app/trainingjob_operator/
 # Byte-compiled here, so the read-only container never writes .pyc files; the import fails
 # the build if the operator cannot start with what is installed.
