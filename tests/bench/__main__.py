@@ -130,11 +130,19 @@ def one_run(kubectl: Kubectl, peer: str, workload: Workload, index: int,
             for manifest in kueue.queues(workload.gpus, "1000", "4000Gi", namespace):
                 kubectl.apply(manifest)
             with kueue_manager(kubectl, workload) as proc:
-                return asyncio.run(_measure(kubectl, peer, workload, namespace, proc.pid))
+                try:
+                    return asyncio.run(_measure(kubectl, peer, workload, namespace, proc.pid))
+                finally:  # Kueue lifts its Workloads' finalizers only while it runs
+                    _delete(kubectl, namespace)
         pid = drive.find_process("kube-controller-manager", str(DATA))
         return asyncio.run(_measure(kubectl, peer, workload, namespace, pid))
     finally:
-        kubectl.run("delete", "namespace", namespace, "--wait=true", timeout=900)
+        _delete(kubectl, namespace)
+
+
+def _delete(kubectl: Kubectl, namespace: str) -> None:
+    kubectl.run("delete", "namespace", namespace, "--wait=true", "--ignore-not-found",
+                timeout=900)
 
 
 def rotations(peers: Sequence[str], repeat: int) -> list[list[str]]:
