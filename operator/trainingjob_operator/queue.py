@@ -7,7 +7,8 @@ counts what is free); its placement (one node per worker) is the reservation.
 Queue policy: priority, then age. A job that waits for capacity *holds* the nodes it could use
 against every job of lower priority, and, once it has waited longer than the backfill window,
 against younger jobs of its own priority too. Until then those may backfill around it. A job
-that could never fit (NoNodeFits, or too big for the ready nodes) holds nothing.
+that could never fit (NoNodeFits; GangTooLarge, a gang more than all the nodes it may use hold
+even when empty; or too big for the nodes ready now) holds nothing.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def candidate(key: Key, job: TrainingJob) -> Candidate:
 @dataclass(frozen=True)
 class Waiting:
     key: Key
-    reason: Reason  # WAITING_FOR_CAPACITY, NO_NODE_FITS or QUEUED_BEHIND_HIGHER_PRIORITY
+    reason: Reason  # WAITING_FOR_CAPACITY, NO_NODE_FITS, GANG_TOO_LARGE or
+    #                 QUEUED_BEHIND_HIGHER_PRIORITY
     needed: int
     free: int
     largest_node: int
@@ -104,12 +106,16 @@ class _Shape:
 @dataclass
 class _Nodes:
     """A shape's nodes, computed once per pass: which qualify, the largest, whether the
-    gang fits on them when empty (if not, holding them would block for nothing)."""
+    gang fits on them when empty (if not, holding them would block for nothing), and how
+    many of its workers all of them, ready or not, hold at most (fewer than the gang: it
+    can never fit the cluster as it is)."""
 
     mine: list[NodeView]
     ready: list[str]
     largest: int
     fits_empty: bool
+    most_workers: int = 0  # workers of this size the eligible nodes hold when empty
+    total: int = 0         # their allocatable GPUs together
     held: bool = False           # every ready node is held by some job
     held_starving: bool = False  # ...by a job past the backfill window
 
@@ -173,9 +179,14 @@ def plan(candidates: Iterable[Candidate], nodes: Iterable[NodeView],
 def _nodes_of(job: Candidate, nodes: Sequence[NodeView]) -> _Nodes:
     mine = [n for n in nodes if eligible(n, job.placement)]
     ready = {n.name: n.allocatable.get(job.resource, 0) for n in mine if n.schedulable}
-    return _Nodes(mine, list(ready), max((n.allocatable.get(job.resource, 0) for n in mine),
-                                         default=0),
-                  place(job.workers, job.per_worker, ready) is not None)
+    sizes = [n.allocatable.get(job.resource, 0) for n in mine]
+    return _Nodes(mine, list(ready), max(sizes, default=0),
+                  place(job.workers, job.per_worker, ready) is not None,
+                  sum(s // job.per_worker for s in sizes), sum(sizes))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _evaluate(job: Candidate, where: _Nodes, left: Mapping[str, int],
@@ -191,6 +202,12 @@ def _evaluate(job: Candidate, where: _Nodes, left: Mapping[str, int],
             else f"no node matches {job.placement.describe()}")
         return Waiting(job.key, Reason.NO_NODE_FITS, needed, available, where.largest,
                        detail=detail)
+    if where.most_workers < job.workers:
+        return Waiting(job.key, Reason.GANG_TOO_LARGE, needed, available, where.largest,
+                       detail=f"{_count(len(where.mine), 'node')} it may use hold at most "
+                       f"{_count(where.most_workers, 'such worker')} even when empty "
+                       f"({where.total} {job.resource} in total, the largest node "
+                       f"{where.largest})")
     closed = {n: h for n in pool
               if (h := holds.get((job.resource, n))) is not None and h.closes_to(job)}
     placement = place(job.workers, job.per_worker,

@@ -55,6 +55,7 @@ class Reason(StrEnum):
     # Pending
     WAITING_FOR_CAPACITY = "WaitingForCapacity"
     NO_NODE_FITS = "NoNodeFits"
+    GANG_TOO_LARGE = "GangTooLarge"  # all the nodes it may use could not hold every worker
     QUEUED_BEHIND_HIGHER_PRIORITY = "QueuedBehindHigherPriority"
     WORKER_LOST = "WorkerLost"  # Pending again (a retry), or Failed when retries are used up
     # Created, Deploying, Running, Completed

@@ -41,6 +41,9 @@ def waiting_message(job: TrainingJob, w: Waiting) -> str:
         return (f"no node can hold one worker: each needs {spec.gpus_per_worker} "
                 f"{spec.gpu_resource}, the largest node{where} has {w.largest_node}; lower "
                 "spec.gpusPerWorker or add larger nodes")
+    if w.reason is Reason.GANG_TOO_LARGE:
+        return (f"the gang can never fit the cluster as it is: needs {gang}; {w.detail}; "
+                "lower spec.workers or spec.gpusPerWorker, or add nodes")
     if w.reason is Reason.QUEUED_BEHIND_HIGHER_PRIORITY:
         return f"queued: needs {gang}, {w.free} free, but {w.detail}"
     return f"waiting for capacity: needs {gang}, {w.free} free on the nodes it may use"

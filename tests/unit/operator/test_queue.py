@@ -31,10 +31,40 @@ def _reasons(result: object) -> dict[str, str]:
 
 
 def test_gang_is_admitted_only_when_every_worker_fits() -> None:
-    result = plan([_c("big", 5, 8), _c("small", 2, 8)], NODES, _free(n0=8, n1=8, n2=8, n3=8))
+    result = plan([_c("big", 3, 8), _c("small", 2, 8)], NODES, _free(n0=8, n1=8, n2=0, n3=4))
     assert list(result.admit) == [("ns", "small")]
     assert [(w.key[1], w.reason, w.needed, w.free) for w in result.waiting] == [
-        ("big", Reason.WAITING_FOR_CAPACITY, 40, 32)]
+        ("big", Reason.WAITING_FOR_CAPACITY, 24, 20)]
+
+
+def test_a_gang_more_than_all_its_nodes_hold_is_too_large_and_blocks_nobody() -> None:
+    result = plan([_c("big", 5, 8, priority=9), _c("small", 2, 8)], NODES,
+                  _free(n0=8, n1=8, n2=8, n3=8))
+    assert list(result.admit) == [("ns", "small")]
+    big = result.waiting[0]
+    assert (big.reason, big.needed, big.free, big.largest_node) == (
+        Reason.GANG_TOO_LARGE, 40, 32, 8)
+    assert big.detail == ("4 nodes it may use hold at most 4 such workers even when empty "
+                          "(32 nvidia.com/gpu in total, the largest node 8)")
+
+
+def test_too_large_counts_workers_per_node_not_just_gpus() -> None:
+    # 32 GPUs in all, but a 5-GPU worker takes a node of 8: four nodes hold four workers.
+    assert _reasons(plan([_c("odd", 5, 5)], NODES, _free(n0=8))) == {
+        "odd": Reason.GANG_TOO_LARGE}
+    assert _reasons(plan([_c("fits", 4, 5)], NODES, _free(n0=8))) == {
+        "fits": Reason.WAITING_FOR_CAPACITY}
+
+
+def test_too_large_judges_only_the_nodes_the_job_may_use_ready_or_not() -> None:
+    a100 = Placement(node_selector={"gpu": "a100"})
+    nodes = [NodeView("a", {R: 8}, True, {"gpu": "a100"}), *NODES]
+    assert _reasons(plan([_c("sel", 2, 8, placement=a100)], nodes, _free(a=8))) == {
+        "sel": Reason.GANG_TOO_LARGE}
+    # A NotReady node may come back: the gang could fit then, so it waits for capacity.
+    down = [*NODES[:3], NodeView("n3", {R: 8}, False)]
+    assert _reasons(plan([_c("all", 4, 8)], down, _free(n0=8, n1=8, n2=8))) == {
+        "all": Reason.WAITING_FOR_CAPACITY}
 
 
 def test_no_node_fits_names_the_largest_node() -> None:
@@ -82,7 +112,7 @@ def test_jobs_that_can_never_fit_hold_nothing() -> None:
     result = plan([_c("huge", 1, 16, priority=9), _c("wide", 5, 8, priority=8),
                    _c("small", 1, 1)], NODES, _free(n0=8, n1=8, n2=8, n3=8))
     assert list(result.admit) == [("ns", "small")]
-    assert _reasons(result) == {"huge": Reason.NO_NODE_FITS, "wide": Reason.WAITING_FOR_CAPACITY}
+    assert _reasons(result) == {"huge": Reason.NO_NODE_FITS, "wide": Reason.GANG_TOO_LARGE}
 
 
 def test_a_job_too_big_for_the_nodes_that_are_ready_holds_nothing() -> None:

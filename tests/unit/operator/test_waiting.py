@@ -55,6 +55,20 @@ def test_no_node_fits_message() -> None:
         "constraints in spec.template.spec or add such nodes")
 
 
+def test_gang_too_large_message_says_what_it_needs_what_the_nodes_hold_and_the_fix() -> None:
+    j = job(at("Pending"), workers=5, gpusPerWorker=8)
+    w = Waiting(("ns", "j"), Reason.GANG_TOO_LARGE, 40, 32, 8,
+                detail="4 nodes it may use hold at most 4 such workers even when empty "
+                "(32 nvidia.com/gpu in total, the largest node 8)")
+    status = waiting(j, w, NOW, S).status
+    assert status is not None and status.reason == "GangTooLarge"
+    assert status.message == (
+        "the gang can never fit the cluster as it is: needs 40 GPUs (5 workers x 8 "
+        "nvidia.com/gpu); 4 nodes it may use hold at most 4 such workers even when empty "
+        "(32 nvidia.com/gpu in total, the largest node 8); lower spec.workers or "
+        "spec.gpusPerWorker, or add nodes")
+
+
 def test_queue_writes_put_changed_reasons_first_then_the_head_of_the_queue() -> None:
     fresh = at("Pending", reason="WaitingForCapacity",
                queue={"gpusNeeded": 1, "gpusFree": 0, "updatedTime": "2026-01-01T11:59:59Z"})
