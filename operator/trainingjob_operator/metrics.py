@@ -2,11 +2,13 @@
 
 Counters and histograms are fed from status transitions the operator wrote (so a refused,
 stale write is never counted); the by-phase gauge from the admission pass, which sees every
-job anyway. Names and labels are listed in docs/queue.md.
+job anyway. Names and labels are listed in docs/queue.md. One process gauge, the event loop's
+live asyncio tasks, is counted when /metrics is read (no timer): a soak watches it for leaks.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -44,6 +46,8 @@ class Metrics:
                             "1 on the replica that holds the leader lease, else 0.", registry=r)
         self.transitions = Counter("trainingjob_transitions", "Phase transitions written.",
                                    ["phase", "reason"], registry=r)
+        self.tasks = Gauge("trainingjob_operator_asyncio_tasks",
+                           "Live asyncio tasks of the operator's event loop.", registry=r)
         for phase in Phase:
             self.jobs.labels(phase.value)
         for kind in sorted(set(TIMEOUT_OF.values())):
@@ -83,5 +87,12 @@ class Metrics:
             self.jobs.labels(phase.value).set(count)
         self.queued_gpus.set(queued)
 
+    def count_tasks(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The tasks gauge counts `loop`'s tasks when read. It is read on the HTTP server's
+        thread; asyncio.all_tasks retries its copy of the task set if the loop changes it."""
+        self.tasks.set_function(lambda: len(asyncio.all_tasks(loop)))
+
     def serve(self, port: int, address: str = "0.0.0.0") -> None:
+        """Called on the event loop (the startup handler), whose tasks the gauge counts."""
+        self.count_tasks(asyncio.get_running_loop())
         start_http_server(port, addr=address, registry=self.registry)

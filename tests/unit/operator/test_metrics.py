@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from trainingjob_operator import lifecycle
@@ -65,3 +66,22 @@ def test_census_counts_jobs_by_phase_and_queued_gpus() -> None:
     assert m.registry.get_sample_value("trainingjob_jobs", {"phase": "Pending"}) == 2
     assert m.registry.get_sample_value("trainingjob_jobs", {"phase": "Completed"}) == 0
     assert m.registry.get_sample_value("trainingjob_queue_gpus_requested") == 9
+
+
+def test_the_tasks_gauge_counts_the_loops_live_tasks_when_read() -> None:
+    m = Metrics()
+
+    async def scene() -> tuple[float | None, float | None]:
+        m.count_tasks(asyncio.get_running_loop())
+        alone = m.registry.get_sample_value("trainingjob_operator_asyncio_tasks")
+        gate = asyncio.Event()
+        waiting = [asyncio.create_task(gate.wait()) for _ in range(3)]
+        await asyncio.sleep(0)
+        busy = m.registry.get_sample_value("trainingjob_operator_asyncio_tasks")
+        gate.set()
+        await asyncio.gather(*waiting)
+        return alone, busy
+
+    alone, busy = asyncio.run(scene())
+    assert (alone, busy) == (1, 4)  # the scene itself, then it and the three waiters
+    assert m.registry.get_sample_value("trainingjob_operator_asyncio_tasks") == 0  # loop gone
