@@ -1,15 +1,17 @@
-"""Command line: ``python -m devcluster {build,tools,up,down,status,env}``."""
+"""Command line: ``python -m devcluster {build,tools,peers,up,down,status,env,stop,start,
+restart,...}``."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
 
 from devcluster import build, cluster, opimage
-from devcluster.components import NodeShape
+from devcluster.components import COMPONENTS, NodeShape
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     load = sub.add_parser("load-image", help="put a built image into the real nodes' "
                                              "containerd (what `kind load docker-image` does)")
     load.add_argument("tag")
+    for verb, what in (("stop", "stop one component, keeping its data (etcd's too)"),
+                       ("start", "start a stopped component again and wait until it serves"),
+                       ("restart", "stop, then start one component (fault injection)")):
+        one = sub.add_parser(verb, help=what)
+        one.add_argument("component", choices=COMPONENTS)
+        if verb != "start":
+            one.add_argument("--kill", action="store_true",
+                             help="SIGKILL (a crash) instead of SIGTERM (a clean stop)")
     sub.add_parser("down", help="stop the cluster (idempotent) and remove its state")
     sub.add_parser("status", help="components, pids and memory; exit 1 unless all are running")
     sub.add_parser("env", help="print the export line for the cluster's kubeconfig")
@@ -92,6 +102,17 @@ def main(argv: list[str] | None = None) -> int:
                                        lambda line: print(line, file=sys.stderr))
                 names = cluster.load_image(targets, archive)
             print(f"devcluster: {args.tag} loaded into {', '.join(names)}", file=sys.stderr)
+        elif args.command in ("stop", "start", "restart"):
+            sig = signal.SIGKILL if getattr(args, "kill", False) else signal.SIGTERM
+            if args.command == "stop":
+                pid = cluster.stop_component(args.dir, args.component, sig)
+                done = f"stopped (pid {pid})" if pid else "was not running"
+            elif args.command == "start":
+                done = f"started (pid {cluster.start_component(args.dir, args.component)})"
+            else:
+                done = ("restarted (pid "
+                        f"{cluster.restart_component(args.dir, args.component, sig)})")
+            print(f"devcluster: {args.component} {done}", file=sys.stderr)
         elif args.command == "down":
             was = cluster.down(args.dir)
             print(f"devcluster: {'stopped' if was else 'nothing was running'}; "

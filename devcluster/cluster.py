@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -66,10 +66,18 @@ class State:
     bridge: str = ""
     octet: int = 0
     services: bool = False  # kube-proxy runs for the real nodes' pods
+    # Process groups besides pgid: a component restarted from another session (another
+    # terminal) cannot join pgid, so it founds its own, which `down` ends too.
+    groups: list[int] = field(default_factory=list)
 
     @property
     def server(self) -> str:
         return f"https://127.0.0.1:{self.ports['apiserver']}"
+
+    def members(self) -> list[int]:
+        """Live processes of every group of the cluster."""
+        return [pid for group in (self.pgid, *self.groups) if group
+                for pid in group_members(group)]
 
     def network(self) -> Network | None:
         return Network(self.bridge, self.octet) if self.bridge else None
@@ -153,7 +161,7 @@ def _check_can_start(data_dir: Path, apiserver_port: int) -> None:
     state = read_state(data_dir)
     if state is not None:
         live = [name for name, pid in state.pids.items() if _alive(pid)]
-        if live or group_members(state.pgid):
+        if live or state.members():
             raise ClusterError(
                 f"a devcluster is already up in {data_dir} ({state.server}, running: "
                 f"{', '.join(live) or 'process group ' + str(state.pgid)}). Use it with "
@@ -204,6 +212,19 @@ def _create(url: str, body: dict[str, object], ctx: ssl.SSLContext) -> None:
                            f"{e.read().decode(errors='replace')}") from e
 
 
+def _ready_check(name: str, ports: dict[str, int],
+                 ctx: ssl.SSLContext) -> Callable[[], bool] | None:
+    """What says a control-plane component is serving (None: kwok, seen only in its nodes)."""
+    if name == "etcd":
+        return lambda: '"true"' in (_get(
+            f"http://127.0.0.1:{ports['etcd_client']}/health", None) or "")
+    if name == "kube-apiserver":
+        return functools.partial(_is_ok, f"https://127.0.0.1:{ports['apiserver']}/readyz", ctx)
+    port = {"kube-controller-manager": ports["controller_manager"],
+            "kube-scheduler": ports["scheduler"]}.get(name)
+    return functools.partial(_is_ok, f"https://127.0.0.1:{port}/healthz", ctx) if port else None
+
+
 class _Launch:
     """One `up` in progress: starts components in order and records each in state.json."""
 
@@ -219,12 +240,19 @@ class _Launch:
 
     def start(self, name: str, env: dict[str, str] | None = None) -> None:
         with (self.logs / f"{name}.log").open("ab") as log:
+            def popen(group: int) -> subprocess.Popen[bytes]:
+                return subprocess.Popen(self.argv[name], stdin=subprocess.DEVNULL, stdout=log,
+                                        stderr=subprocess.STDOUT, cwd=self.data_dir,
+                                        process_group=group,
+                                        env={**os.environ, **env} if env else None)
             # The first component founds a new group (pgid 0 = its own pid); the rest join
-            # it. One session: setpgid cannot join a group of another session.
-            proc = subprocess.Popen(self.argv[name], stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, cwd=self.data_dir,
-                                    process_group=self.state.pgid,
-                                    env={**os.environ, **env} if env else None)
+            # it. setpgid cannot join a group of another session (EPERM), nor one whose
+            # members are all gone: a restart from there founds a group of its own.
+            try:
+                proc = popen(self.state.pgid)
+            except (PermissionError, subprocess.SubprocessError):
+                proc = popen(0)
+                self.state.groups.append(proc.pid)
         self.procs[name] = proc
         if not self.state.pgid:
             self.state.pgid = proc.pid
@@ -295,22 +323,22 @@ def up(data_dir: Path, shape: NodeShape, apiserver_port: int = 0,
     deadline = time.monotonic() + STARTUP_TIMEOUT
     ctx = _ssl_context(pki)
     try:
-        launch.start("etcd")
-        launch.wait_until("etcd /health", lambda: '"true"' in (_get(
-            f"http://127.0.0.1:{ports.etcd_client}/health", None) or ""), deadline)
-        launch.start("kube-apiserver")
-        launch.wait_until("kube-apiserver /readyz",
-                          functools.partial(_is_ok, f"{server}/readyz", ctx), deadline)
-        controllers = {"kube-controller-manager": ports.controller_manager,
-                       "kube-scheduler": ports.scheduler}
+        def ready(name: str) -> Callable[[], bool]:
+            check = _ready_check(name, launch.state.ports, ctx)
+            assert check is not None
+            return check
+
+        for name in ("etcd", "kube-apiserver"):
+            launch.start(name)
+            launch.wait_until(f"{name} to serve", ready(name), deadline)
+        controllers = ("kube-controller-manager", "kube-scheduler")
         for name in controllers:
             launch.start(name)
         # While the controllers start: the Logs CRD kwok watches (per-pod log files).
         _create(f"{server}/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
                 yaml.safe_load(LOGS_CRD_FILE.read_text()), ctx)
-        for name, port in controllers.items():
-            launch.wait_until(f"{name} /healthz", functools.partial(
-                _is_ok, f"https://127.0.0.1:{port}/healthz", ctx), deadline)
+        for name in controllers:
+            launch.wait_until(f"{name} /healthz", ready(name), deadline)
         launch.wait_until("kwok's Logs CRD to be served", lambda: _get(
             f"{server}{LOGS_CRD_PATH}", ctx) is not None, deadline)
         write_default_pod_log(data_dir)
@@ -512,11 +540,12 @@ def down(data_dir: Path) -> bool:
     state = read_state(data_dir)
     running = False
     if state is not None:
-        running = bool(group_members(state.pgid))
+        running = bool(state.members())
         nodes = state.nodes(data_dir)
         if nodes and running:
             _drain_real_nodes(state, data_dir, nodes)
-        _stop_group(state.pgid)
+        for group in (state.pgid, *state.groups):
+            _stop_group(group)
         for node in nodes:
             hostnode.clean_node(node)
         if state.services:
@@ -537,6 +566,65 @@ def down(data_dir: Path) -> bool:
         elif path.exists():
             path.unlink()
     return running
+
+
+def _running(data_dir: Path, name: str) -> tuple[State, int | None]:
+    """The state of a running cluster and the pid of component ``name``, if it runs."""
+    state = read_state(data_dir)
+    if state is None or not state.members():
+        raise ClusterError(f"no cluster runs in {data_dir}; start one with `make cluster-up`")
+    if name not in COMPONENTS:
+        raise ClusterError(f"{name!r} is not a component that can be stopped or started; "
+                           f"choose one of {', '.join(COMPONENTS)}")
+    pid = state.pids.get(name)
+    return state, pid if pid is not None and _alive(pid) else None
+
+
+def stop_component(data_dir: Path, name: str, sig: int = signal.SIGTERM,
+                   timeout: float = 30.0) -> int | None:
+    """Stop one component and wait until it has exited; its data (etcd's too) stays.
+    The pid it had, or None if it was not running."""
+    data_dir = data_dir.resolve()
+    _state, pid = _running(data_dir, name)
+    if pid is None:
+        return None
+    os.kill(pid, sig)
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            deadline += 5.0
+        time.sleep(0.05)
+    return pid
+
+
+def start_component(data_dir: Path, name: str, timeout: float = STARTUP_TIMEOUT) -> int:
+    """Start one stopped component with the command line, ports and data it had, and wait
+    until it serves (for etcd, until the API server is ready again too). Its pid."""
+    data_dir = data_dir.resolve()
+    state, pid = _running(data_dir, name)
+    if pid is not None:
+        raise ClusterError(f"{name} already runs (pid {pid}); stop or restart it instead")
+    pki = Pki(data_dir / "pki")
+    network = state.network()
+    launch = _Launch(data_dir, Path(state.bin_dir), pki, Ports(**{
+        f.name: state.ports[f.name] for f in fields(Ports)}),
+        advertise=network.gateway if network and state.services else "127.0.0.1")
+    launch.state = state
+    launch.start(name)
+    ctx = _ssl_context(pki)
+    deadline = time.monotonic() + timeout
+    for serving in dict.fromkeys((name, "kube-apiserver")):
+        check = _ready_check(serving, state.ports, ctx)
+        if check is not None:
+            launch.wait_until(f"{serving} to serve", check, deadline)
+    return launch.state.pids[name]
+
+
+def restart_component(data_dir: Path, name: str, sig: int = signal.SIGTERM) -> int:
+    """stop_component, then start_component: a crash (SIGKILL) or a clean restart."""
+    stop_component(data_dir, name, sig)
+    return start_component(data_dir, name)
 
 
 def _drain_real_nodes(state: State, data_dir: Path, nodes: list[RealNode],

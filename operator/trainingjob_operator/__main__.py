@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> None:
                    if settings.log_format == "json" else kopf.LogFormat.PLAIN)
     if not args.verbose:  # one line per handled event is noise at 10,000 jobs
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    kopf.run(standalone=True, clusterwide=not namespaces, namespaces=namespaces)
+    # The informers (handlers.py) watch; kopf runs the process: startup, cleanup, signals.
+    kopf.run(standalone=True, clusterwide=not namespaces, namespaces=namespaces,
+             memo=kopf.Memo(namespaces=namespaces))
 
 
 if __name__ == "__main__":

@@ -87,8 +87,8 @@ class Controller:
     settings: Settings
     indexes: Indexes | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
-    attached: asyncio.Event = field(default_factory=asyncio.Event)
-    pods_synced: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set by each informer once its first list is in (informer.py).
+    synced: list[asyncio.Event] = field(default_factory=list)
     # Jobs to reconcile, each at most once in `work` (events that come while it waits there
     # are taken by that one reconcile); WORKERS tasks take them in turn.
     dirty: set[Key] = field(default_factory=set)
@@ -116,25 +116,20 @@ class Controller:
     # Only the leader decides and writes; a standby's handlers and loop do nothing.
     leading: Callable[[], bool] = lambda: True
 
-    def attach(self, indexes: Indexes) -> None:
-        if self.indexes is None:
-            self.indexes = indexes
-            self.attached.set()
-
     async def become_ready(self) -> None:
-        """Ready once kopf's indexes (jobs, nodes) and the pod list are complete: no decision
-        is made on a partial picture."""
-        await self.attached.wait()
-        await self.pods_synced.wait()
+        """Ready once every informer's first list is in: no decision is made on a partial
+        picture."""
+        for synced in self.synced:
+            await synced.wait()
         self.ready.set()
 
-    def node_changed(self, view: NodeView, deleted: bool) -> bool:
+    def node_changed(self, name: str, view: NodeView | None) -> bool:
         """Whether the node differs from the last time it was seen in what the queue reads
-        (capacity, labels, taints, readiness): kubelets' and kwok's heartbeats do not."""
-        before = self.node_views.pop(view.name, None)
-        if not deleted:
-            self.node_views[view.name] = view
-        return deleted or before != view
+        (capacity, labels, taints, readiness; None: deleted): heartbeats change nothing."""
+        before = self.node_views.pop(name, None)
+        if view is not None:
+            self.node_views[name] = view
+        return view is None or before != view
 
     def enqueue(self, key: Key) -> None:
         if key not in self.dirty:
@@ -244,7 +239,7 @@ class Controller:
         self.wake.set()
 
     async def reconcile(self, key: Key) -> None:
-        if self.indexes is None or not self.leading():
+        if self.indexes is None or not self.ready.is_set() or not self.leading():
             return
         lock = self.locks.setdefault(key, asyncio.Lock())
         async with lock:

@@ -1,15 +1,15 @@
-"""kopf wiring, kept thin: indexes are the informer state, events hand keys to the controller.
+"""kopf wiring, kept thin: kopf runs the process (startup, cleanup, signals, logging); the
+informers (informer.py) keep jobs, pods and nodes, and hand what changed to the controller.
 
-kopf fills every index (jobs, nodes) from its initial LIST before it calls any handler, and
-the pod informer (informer.py, pods only: kopf's per-object machinery cost more than anything
-else per pod event) reports its own first list; the controller decides nothing before both.
+Each informer reports its first list; the controller decides nothing before all have.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -17,38 +17,27 @@ import kopf
 from trainingjob_operator import health
 from trainingjob_operator.controller import WORKERS, Controller, Indexes
 from trainingjob_operator.election import Elector, identity
-from trainingjob_operator.informer import PodInformer
+from trainingjob_operator.informer import (
+    KeyedInformer,
+    KeyedStore,
+    ListWatch,
+    PodInformer,
+    PodStore,
+)
 from trainingjob_operator.kube import Kube
 from trainingjob_operator.models import TrainingJob, Unreadable, read_job
 from trainingjob_operator.nodes import NodeView, parse_node
 from trainingjob_operator.settings import Settings
-from trainingjob_operator.vocabulary import GROUP, PLURAL, VERSION
+from trainingjob_operator.vocabulary import GROUP, PLURAL, VERSION, Key
 
-JOBS = (GROUP, VERSION, PLURAL)
-
-
-class NoDiffBase(kopf.DiffBaseStorage):
-    """Only event and index handlers here, no on.create/update ones: kopf's change detection
-    (a deep copy of every body on every event) would serve nothing."""
-
-    def fetch(self, *, body: kopf.Body) -> None:
-        return None
-
-    def build(self, *, body: kopf.Body,
-              extra_fields: Iterable[Any] | None = None) -> Any:
-        return {}
-
-    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:
-        return None
+# The chart's value for each endpoint setting, for error messages.
+CHART_VALUES = {"TRAININGJOB_METRICS_PORT": "metrics.port",
+                "TRAININGJOB_HEALTH_PORT": "health.port"}
 
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    # kopf keeps its own bookkeeping in status (declared in the CRD), never in annotations.
-    settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
-    settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.level = logging.WARNING
-    settings.watching.server_timeout = 300
     # No watching of CRDs and namespaces for changes: the operator needs no RBAC on them.
     # The price: the CRD must exist at startup (the chart installs it first), checked here.
     settings.scanning.disabled = True
@@ -61,29 +50,49 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
             "(kubectl apply -f crds/, or the Helm chart) and start the operator again")
     controller = Controller(kube, ours)
     memo["controller"] = controller
+    # The endpoints first: a port that is taken ends the process here, before any work
+    # starts, instead of leaving it alive and idle (kopf retries a failed startup).
+    if ours.metrics_port:
+        await _bind("metrics", "TRAININGJOB_METRICS_PORT", ours.metrics_port,
+                    lambda: controller.metrics.serve(ours.metrics_port))
+    if ours.health_port:
+        memo["health"] = await _bind(
+            "health probes", "TRAININGJOB_HEALTH_PORT", ours.health_port,
+            lambda: health.serve(ours.health_port, lambda: _alive(memo.get("loop")),
+                                 lambda: _ready(controller)))
     if ours.leader_elect:
         elector = Elector(kube, ours, identity(), controller.resync)
         kube.leading = controller.leading = elector.leading
         memo["elector"] = elector
         memo["election"] = asyncio.create_task(elector.run(), name="trainingjob-election")
-    if ours.metrics_port:
-        controller.metrics.serve(ours.metrics_port)
-    pods = PodInformer(kube.rest, controller.pod_changed)
-    controller.pods_synced = pods.synced
-    memo["pods"] = pods
+    informers = _informers(kube, controller, list(memo.get("namespaces") or []))
+    for informer in informers:
+        informer.watch_seconds = ours.watch_seconds
+    controller.synced = [i.synced for i in informers]
     memo["tasks"] = [
-        asyncio.create_task(pods.run(), name="trainingjob-pod-watch"),
+        *(asyncio.create_task(i.run(), name=f"trainingjob-watch-{i.path}") for i in informers),
         asyncio.create_task(controller.become_ready(), name="trainingjob-ready"),
         *(asyncio.create_task(controller.worker(), name=f"trainingjob-worker-{i}")
           for i in range(WORKERS))]
-    loop = asyncio.create_task(controller.run(), name="trainingjob-admission-and-sweep")
-    memo["loop"] = loop
-    if ours.health_port:
-        memo["health"] = await health.serve(ours.health_port, lambda: _alive(loop),
-                                            lambda: _ready(controller))
+    memo["loop"] = asyncio.create_task(controller.run(), name="trainingjob-admission-and-sweep")
 
 
-def _alive(loop: asyncio.Task[None]) -> tuple[bool, str]:
+async def _bind(what: str, setting: str, port: int, serve: Callable[[], Any]) -> Any:
+    """Serve an endpoint; a port that cannot be bound is a permanent error naming the
+    setting (and the chart value) to change."""
+    try:
+        served = serve()
+        return await served if inspect.isawaitable(served) else served
+    except OSError as err:
+        raise kopf.PermanentError(
+            f"cannot serve {what} on port {port}: {err.strerror or err}. Another program holds "
+            f"it: stop that program, or set {setting} to a free port (0 turns the endpoint "
+            f"off; in the Helm chart: {CHART_VALUES[setting]})") from err
+
+
+def _alive(loop: asyncio.Task[None] | None) -> tuple[bool, str]:
+    if loop is None:
+        return False, "the admission loop has not started"
     if loop.done():
         why = "cancelled" if loop.cancelled() else repr(loop.exception())
         return False, f"the admission loop ended: {why}"
@@ -115,41 +124,39 @@ async def stop_loop(memo: kopf.Memo, **_: Any) -> None:
         await kube.close()
 
 
-@kopf.index(*JOBS)
-async def jobs_idx(body: kopf.Body, **kwargs: Any) -> dict[Any, TrainingJob | Unreadable]:
-    return {(body.metadata.namespace, body.metadata.name): read_job(dict(body))}
+def _informers(kube: Kube, controller: Controller, namespaces: list[str]) -> list[ListWatch]:
+    """Jobs and pods of every namespace (or of each watched one: one list each, one store
+    per kind), and the nodes; their stores become the controller's indexes."""
+
+    async def job_changed(key: Key, job: TrainingJob | Unreadable | None) -> None:
+        if job is None:
+            controller.forget(key)
+        else:
+            controller.enqueue(key)
+
+    async def node_changed(name: str, view: NodeView | None) -> None:
+        if controller.ready.is_set() and (view is None or not view.ready):
+            await controller.node_trouble(name, view is None)
+        if controller.node_changed(name, view):
+            controller.wake.set()  # capacity may have changed; a heartbeat alone changes nothing
+
+    jobs: KeyedStore[Key, TrainingJob | Unreadable] = KeyedStore()
+    pods = PodStore()
+    scopes = [f"/namespaces/{n}" for n in namespaces] or [""]
+    informers: list[ListWatch] = [
+        *(KeyedInformer(kube.rest, f"/apis/{GROUP}/{VERSION}{scope}/{PLURAL}", _job_key,
+                        read_job, job_changed, jobs) for scope in scopes),
+        *(PodInformer(kube.rest, controller.pod_changed, f"/api/v1{scope}/pods", pods)
+          for scope in scopes)]
+    nodes = KeyedInformer(kube.rest, "/api/v1/nodes", _name, parse_node, node_changed)
+    controller.indexes = Indexes(jobs=jobs, pods=pods, nodes=nodes.store)
+    return [*informers, nodes]
 
 
-@kopf.index("nodes")
-async def nodes_idx(body: kopf.Body, **kwargs: Any) -> dict[Any, NodeView]:
-    return {body.metadata.name: parse_node(dict(body))}
+def _job_key(body: dict[str, Any]) -> Key:
+    meta = body.get("metadata") or {}
+    return (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
 
 
-def _controller(kwargs: dict[str, Any]) -> Controller:
-    """The controller, attached to the indexes (complete by the time any handler runs)."""
-    controller: Controller = kwargs["memo"]["controller"]
-    pods: PodInformer = kwargs["memo"]["pods"]
-    controller.attach(Indexes(jobs=kwargs["jobs_idx"], pods=pods.store,
-                              nodes=kwargs["nodes_idx"]))
-    return controller
-
-
-@kopf.on.event(*JOBS)
-async def job_event(body: kopf.Body, **kwargs: Any) -> None:
-    controller = _controller(kwargs)
-    key = (body.metadata.namespace or "", body.metadata.name or "")
-    if kwargs.get("type") == "DELETED":
-        controller.forget(key)
-        return
-    controller.enqueue(key)
-
-
-@kopf.on.event("nodes")
-async def node_event(body: kopf.Body, **kwargs: Any) -> None:
-    controller = _controller(kwargs)
-    deleted = kwargs.get("type") == "DELETED"
-    view = parse_node(dict(body))
-    if deleted or not view.ready:
-        await controller.node_trouble(body.metadata.name or "", deleted)
-    if controller.node_changed(view, deleted):
-        controller.wake.set()  # capacity may have changed; a heartbeat alone changes nothing
+def _name(body: dict[str, Any]) -> str:
+    return str((body.get("metadata") or {}).get("name") or "")

@@ -1,10 +1,12 @@
-"""The pods as this process knows them: one list, then one watch, kept in two lookups.
+"""What this process knows of the cluster: one list, then one watch per resource, in stores
+the controller reads.
 
 kopf would run its whole per-object machinery (memories, loggers, handler state, a task per
-pod) for each of the several updates every pod gets; profiles of `make bench` showed that as
-the operator's largest cost. Pods are only read here, never patched by a handler, so a plain
-list-and-watch (relisted after 410 Gone, resumed from the last resourceVersion otherwise)
-does the same job for a parse and two dict updates per event.
+object) for each event; profiles of `make bench` showed that as the operator's largest cost.
+And kopf's indexes keep an object deleted while a watch was broken: after 410 Gone it lists
+again, but never drops what that list no longer holds. Here a list replaces the store (what
+vanished is reported as deleted), and a watch resumes from the last resourceVersion until the
+server says it is too old. Objects are only read here, never patched by a handler.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Hashable, Iterator
+from typing import Any, Generic, TypeVar
 
 from trainingjob_operator.kube import Rest
 from trainingjob_operator.pods import PodView, parse_pod
@@ -21,6 +24,8 @@ PODS = "/api/v1/pods"
 WATCH_SECONDS = 300
 RETRY_SECONDS = 1.0
 Changed = Callable[[PodView], Awaitable[None]]
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 def keys(pod: PodView) -> list[Hashable]:
@@ -68,12 +73,14 @@ class PodStore:
         return old
 
 
-class PodInformer:
-    def __init__(self, rest: Rest, changed: Changed) -> None:
+class ListWatch:
+    """One resource path's list-then-watch loop; subclasses keep the store."""
+
+    def __init__(self, rest: Rest, path: str) -> None:
         self.rest = rest
-        self.changed = changed
-        self.store = PodStore()
+        self.path = path
         self.synced = asyncio.Event()
+        self.watch_seconds = WATCH_SECONDS
 
     async def run(self) -> None:
         while True:
@@ -84,38 +91,133 @@ class PodInformer:
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # the API is away: list again soon
-                log.warning("pod watch: %s; listing again in %ss", err, RETRY_SECONDS)
+                log.warning("watch of %s: %s; listing again in %ss", self.path, err,
+                            RETRY_SECONDS)
                 await asyncio.sleep(RETRY_SECONDS)
 
     async def _relist(self) -> str:
-        """Replace the store with a fresh list; whatever changed meanwhile is reported."""
-        listed = await self.rest.request("GET", PODS)
-        fresh = {p.uid: p for p in map(parse_pod, listed.get("items") or [])}
-        gone = [old for uid, old in self.store.pods.items() if uid not in fresh]
+        listed = await self.rest.request("GET", self.path)
+        await self.replace(listed.get("items") or [])
+        self.synced.set()
+        return str(listed["metadata"]["resourceVersion"])
+
+    async def _watch(self, version: str) -> str | None:
+        """Apply one watch's events; the version to go on from, None when a relist is due."""
+        async for event in self.rest.watch(self.path, version, self.watch_seconds):
+            kind, obj = event.get("type"), event.get("object") or {}
+            if kind == "ERROR":  # 410 Gone and the like: the version is too old
+                log.info("watch of %s ended: %s; listing again", self.path, obj.get("message"))
+                return None
+            version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
+            if kind != "BOOKMARK":
+                await self.apply(kind == "DELETED", obj)
+        return version
+
+    async def replace(self, items: list[dict[str, Any]]) -> None:
+        """Make the store hold exactly `items`, reporting whatever changed meanwhile."""
+        raise NotImplementedError
+
+    async def apply(self, deleted: bool, obj: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+class PodInformer(ListWatch):
+    def __init__(self, rest: Rest, changed: Changed, path: str = PODS,
+                 store: PodStore | None = None) -> None:
+        super().__init__(rest, path)
+        self.changed = changed
+        self.store = PodStore() if store is None else store
+
+    async def replace(self, items: list[dict[str, Any]]) -> None:
+        fresh = {p.uid: p for p in map(parse_pod, items)}
+        mine = [uid for uid, old in self.store.pods.items() if _under(self.path, old.namespace)]
+        gone = [old for old in map(self.store.pods.__getitem__, mine) if old.uid not in fresh]
         moved = [p for uid, p in fresh.items() if self.store.pods.get(uid) != p]
         for pod in gone:
             self.store.remove(pod.uid)
         for pod in moved:
             self.store.put(pod)
-        self.synced.set()
         for pod in [*gone, *moved]:
             await self.changed(pod)
-        return str(listed["metadata"]["resourceVersion"])
 
-    async def _watch(self, version: str) -> str | None:
-        """Apply one watch's events; the version to go on from, None when a relist is due."""
-        async for event in self.rest.watch(PODS, version, WATCH_SECONDS):
-            kind, obj = event.get("type"), event.get("object") or {}
-            if kind == "ERROR":
-                log.info("pod watch ended: %s", obj.get("message"))
-                return None  # 410 Gone and the like: the version is too old
-            version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
-            if kind == "BOOKMARK":
-                continue
-            pod = parse_pod(obj)
-            if kind == "DELETED":
-                self.store.remove(pod.uid)
-            else:
-                self.store.put(pod)
-            await self.changed(pod)
-        return version
+    async def apply(self, deleted: bool, obj: dict[str, Any]) -> None:
+        pod = parse_pod(obj)
+        if deleted:
+            self.store.remove(pod.uid)
+        else:
+            self.store.put(pod)
+        await self.changed(pod)
+
+
+class KeyedStore(Generic[K, V]):
+    """key -> [its one value], as the controller's `Store` reads it."""
+
+    def __init__(self) -> None:
+        self.values: dict[K, V] = {}
+        self.versions: dict[K, str] = {}
+
+    def __getitem__(self, key: K) -> list[V]:
+        return [self.values[key]]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.values
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(list(self.values))
+
+
+class KeyedInformer(ListWatch, Generic[K, V]):
+    """One value per object (a TrainingJob, a node), parsed once per version; `changed`
+    gets the key and the new value, or None when the object is gone."""
+
+    def __init__(self, rest: Rest, path: str, key: Callable[[dict[str, Any]], K],
+                 parse: Callable[[dict[str, Any]], V],
+                 changed: Callable[[K, V | None], Awaitable[None]],
+                 store: KeyedStore[K, V] | None = None) -> None:
+        super().__init__(rest, path)
+        self.key, self.parse, self.changed = key, parse, changed
+        self.store: KeyedStore[K, V] = KeyedStore() if store is None else store
+
+    async def replace(self, items: list[dict[str, Any]]) -> None:
+        fresh = {self.key(obj): obj for obj in items}
+        gone = [k for k in self.store if k not in fresh and _owned(self.path, k)]
+        for k in gone:
+            self.store.values.pop(k)
+            self.store.versions.pop(k, None)
+            await self.changed(k, None)
+        for k, obj in fresh.items():
+            if self.store.versions.get(k) != _version(obj):
+                await self.apply(False, obj)
+
+    async def apply(self, deleted: bool, obj: dict[str, Any]) -> None:
+        k = self.key(obj)
+        if deleted:
+            self.store.values.pop(k, None)
+            self.store.versions.pop(k, None)
+            await self.changed(k, None)
+            return
+        value = self.parse(obj)
+        self.store.values[k] = value
+        self.store.versions[k] = _version(obj)
+        await self.changed(k, value)
+
+
+def _version(obj: dict[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def _namespace_of(path: str) -> str | None:
+    """The namespace a list path is limited to (.../namespaces/<ns>/<plural>), if any."""
+    parts = path.strip("/").split("/")
+    return parts[-2] if len(parts) >= 3 and parts[-3] == "namespaces" else None
+
+
+def _under(path: str, namespace: str) -> bool:
+    scope = _namespace_of(path)
+    return scope is None or scope == namespace
+
+
+def _owned(path: str, key: object) -> bool:
+    """Whether a key is this path's to drop on a relist: (namespace, name) keys of a
+    namespaced list belong to that namespace only (several lists share one store)."""
+    return not (isinstance(key, tuple) and key) or _under(path, str(key[0]))

@@ -48,6 +48,8 @@ class Settings:
     lease_duration_seconds: float = 10.0
     lease_retry_seconds: float = 2.0
     log_format: str = "plain"  # or "json": one JSON object per line
+    # How long one watch request lasts before it is renewed from its last resourceVersion.
+    watch_seconds: int = 300
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
