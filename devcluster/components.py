@@ -111,6 +111,9 @@ def command_lines(bin_dir: Path, data_dir: Path, pki: Pki, ports: Ports,
             # Real nodes' kubelets are confined to their own node's objects.
             "--authorization-mode=Node,RBAC",
             "--enable-admission-plugins=NodeRestriction,ServiceAccount",
+            # As kubeadm and managed clusters run it: a namespace's Pod Security level, not a
+            # cluster-wide refusal, decides who gets a privileged container.
+            "--allow-privileged=true",
             f"--kubelet-client-certificate={pki.client_cert('apiserver-kubelet-client')}",
             f"--kubelet-client-key={pki.client_key('apiserver-kubelet-client')}",
             # Node addresses, never names: a name would be looked up in the machine's DNS.

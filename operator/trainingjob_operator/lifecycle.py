@@ -328,11 +328,21 @@ def _with(job: TrainingJob, decision: Decision) -> TrainingJob:
     return job.model_copy(update={"status": decision.status})
 
 
+# How the API server words a Pod Security Admission refusal (k8s.io/pod-security-admission).
+POD_SECURITY_REFUSAL = "violates PodSecurity"
+
+
 def pod_rejected(job: TrainingJob, worker: int, error: str, now: datetime,
                  settings: Settings) -> Decision:
+    """The API refused a worker pod; a Pod Security refusal says which fields answer it (the
+    containers are the operator's, so their securityContext comes from spec.securityContext)."""
+    fix = ("the namespace's Pod Security level refuses it: remove what it names from "
+           "spec.template, and set spec.securityContext (every container) and "
+           "spec.template.spec.securityContext (the pod) as it asks"
+           if POD_SECURITY_REFUSAL in error else "fix the quota, policy or spec field it names")
     return _moved(job, Phase.DEPLOY_FAILED, Reason.POD_REJECTED,
-                  f"the API server rejected worker {worker}'s pod: {error}; fix the quota, "
-                  "policy or spec field it names", now, settings, reservation=None)
+                  f"the API server rejected worker {worker}'s pod: {error}; {fix}", now,
+                  settings, reservation=None)
 
 
 def unreadable(job: Unreadable, now: datetime) -> Decision:

@@ -128,6 +128,11 @@ class TrainingJobSpec(Model):
                        "SIGTERM and terminationGracePeriodSeconds to checkpoint.")
     termination_grace_period_seconds: int = Field(60, ge=0, le=86400)
     template: PodTemplate | None = None
+    security_context: FreeForm | None = Field(None, description=(
+        "Container securityContext of the setup and training containers, e.g. "
+        "{allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}, which the restricted "
+        "Pod Security Standard requires of every container; pod-level settings (runAsNonRoot, "
+        "seccompProfile) go in template.spec.securityContext."))
     output: Output | None = None
     ttl_seconds_after_finished: int | None = Field(None, ge=0, description=(
         "Delete the TrainingJob (and its pods and Service) this long after it finished, as "

@@ -4,7 +4,8 @@ Each worker is one pod, restartPolicy Never, named <job>-worker-<i> with the job
 its subdomain, so every worker has a DNS name before it is ready (rendezvous). The pod gets
 RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT, a GPU limit, and is pinned to the node its
 reservation names; the user's template adds pod-level fields, never the ones listed in
-OWNED_POD_FIELDS.
+OWNED_POD_FIELDS, and spec.securityContext is every container's. The pod is always in the job's
+namespace: Pod Security Admission and the quota of that namespace judge it.
 """
 
 from __future__ import annotations
@@ -117,6 +118,8 @@ def worker_pod(job: TrainingJob, index: int, node: str | None,
     resources = _resources(job)
     if resources:
         container["resources"] = resources
+    if spec.security_context:
+        container["securityContext"] = copy.deepcopy(spec.security_context)
     pod_spec: dict[str, Any] = copy.deepcopy(template.spec) if template else {}
     for field in OWNED_POD_FIELDS:
         pod_spec.pop(field, None)
@@ -140,6 +143,8 @@ def worker_pod(job: TrainingJob, index: int, node: str | None,
             setup["args"] = spec.setup.args
         if mounts:
             setup["volumeMounts"] = mounts
+        if spec.security_context:
+            setup["securityContext"] = copy.deepcopy(spec.security_context)
         pod_spec["initContainers"] = [setup]
     if node:
         _pin(pod_spec, node)

@@ -150,10 +150,11 @@ def test_defaults_render_the_operator_deployment(helm: Path) -> None:
     docs = manifests(template(helm))
     kinds = sorted(d["kind"] for d in docs)
     assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "PodDisruptionBudget",
-                     "Role", "RoleBinding", "Service", "ServiceAccount"]
+                     "Role", "RoleBinding", "Service", "ServiceAccount",
+                     "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
     assert {d["metadata"]["name"] for d in docs} == {
         "trainingjob-operator", "trainingjob-operator-leader-election",
-        "trainingjob-operator-metrics"}
+        "trainingjob-operator-metrics", "trainingjob-operator-pod-privilege"}
     deployment = one(docs, "Deployment")
     assert deployment["metadata"]["namespace"] == NAMESPACE
     spec = deployment["spec"]
@@ -246,7 +247,9 @@ def test_names_follow_release_and_overrides(helm: Path) -> None:
     assert names("--set", "nameOverride=tj", release="prod") == {"prod-tj"}
     assert names("--set", "serviceAccount.name=runner") == {"trainingjob-operator", "runner"}
     docs = manifests(template(helm, "--set", "serviceAccount.create=false,rbac.create=false"))
-    assert {d["kind"] for d in docs} == {"Deployment", "Service", "PodDisruptionBudget"}
+    assert {d["kind"] for d in docs} == {"Deployment", "Service", "PodDisruptionBudget",
+                                         "ValidatingAdmissionPolicy",
+                                         "ValidatingAdmissionPolicyBinding"}
     assert one(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "default"
 
 
@@ -298,7 +301,8 @@ def test_rbac_is_least_privilege(helm: Path, values: list[str]) -> None:
     role = one(docs, "Role", "trainingjob-operator-leader-election")
     assert role["metadata"]["namespace"] == NAMESPACE
     assert role["rules"] == LEASE_RULES
-    subjects = [s for d in docs if d["kind"].endswith("Binding") for s in d["subjects"]]
+    subjects = [s for d in docs if d["kind"] in ("ClusterRoleBinding", "RoleBinding")
+                for s in d["subjects"]]
     assert subjects and all(s == {"kind": "ServiceAccount", "name": "trainingjob-operator",
                                   "namespace": NAMESPACE} for s in subjects)
 

@@ -50,6 +50,7 @@ def test_apiserver_serves_tls_only_with_node_rbac_and_node_restriction() -> None
     assert _flag(argv, "authorization-mode") == "Node,RBAC"
     assert {"ServiceAccount", "NodeRestriction"} <= set(
         _flag(argv, "enable-admission-plugins").split(","))
+    assert _flag(argv, "allow-privileged") == "true"  # Pod Security Admission decides
     assert _flag(argv, "kubelet-client-certificate") == "/pki/apiserver-kubelet-client.crt"
     assert _flag(argv, "client-ca-file") == "/pki/ca.crt"
     assert _flag(argv, "etcd-servers") == "http://127.0.0.1:2379"

@@ -342,6 +342,19 @@ def test_pod_rejected() -> None:
     assert d.status is not None and (d.status.phase, d.status.reason) == (
         Phase.DEPLOY_FAILED, "PodRejected")
     assert d.status.reservation is None and d.wakes_queue
+    assert d.status.message is not None and "fix the quota" in d.status.message
+
+
+def test_pod_rejected_by_pod_security_names_the_fields_that_answer_it() -> None:
+    refusal = ('pods "j-worker-0" is forbidden: violates PodSecurity "restricted:latest": '
+               'allowPrivilegeEscalation != false (container "trainer" must set '
+               'securityContext.allowPrivilegeEscalation=false)')
+    d = lifecycle.pod_rejected(job(at("Created")), 0, refusal, NOW, S)
+    assert d.status is not None and d.status.reason == "PodRejected"
+    assert d.status.message == (
+        f"the API server rejected worker 0's pod: {refusal}; the namespace's Pod Security level "
+        "refuses it: remove what it names from spec.template, and set spec.securityContext "
+        "(every container) and spec.template.spec.securityContext (the pod) as it asks")
 
 
 def test_transitions_that_free_or_ask_for_gpus_wake_the_queue() -> None:

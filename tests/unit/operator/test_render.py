@@ -84,3 +84,24 @@ def test_a_one_worker_job_needs_no_service_and_meets_itself_on_loopback() -> Non
     assert "subdomain" not in pod["spec"]
     env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
     assert (env["MASTER_ADDR"], env["WORLD_SIZE"]) == ("127.0.0.1", "1")
+
+
+def test_security_context_goes_to_every_container_and_the_pod_keeps_its_own() -> None:
+    restricted = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    j = job(at("Created"), setup={"command": ["pip"]}, securityContext=restricted,
+            template={"spec": {"securityContext": {"runAsNonRoot": True}}})
+    spec = worker_pod(j, 0, None, S)["spec"]
+    assert [c["securityContext"] for c in (*spec["initContainers"], *spec["containers"])] == [
+        restricted, restricted]
+    assert spec["securityContext"] == {"runAsNonRoot": True}
+    plain = worker_pod(job(at("Created"), setup={"command": ["pip"]}), 0, None, S)["spec"]
+    assert all("securityContext" not in c
+               for c in (*plain["initContainers"], *plain["containers"]))
+
+
+def test_worker_pods_are_always_in_the_jobs_namespace() -> None:
+    """A template cannot move a worker (and what it references) to another namespace."""
+    j = job(at("Created"), template={"metadata": {"namespace": "kube-system",
+                                                  "labels": {"a": "b"}}})
+    assert worker_pod(j, 0, None, S)["metadata"]["namespace"] == "ns"
+    assert workers_service(j, S)["metadata"]["namespace"] == "ns"
