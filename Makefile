@@ -27,6 +27,7 @@ help:
 	@echo "make kind-load      load \$$(IMAGE) into kind cluster \$$(KIND_CLUSTER) (needs Docker and kind)"
 	@echo "make kind-deploy    kind-load, then helm upgrade --install the chart with that image (needs Docker and kind)"
 	@echo "make bench          this operator, batch/v1 Job and Kueue side by side on devcluster (docs/performance.md)"
+	@echo "make soak           every outcome, stops, deletes and node flaps for DURATION (30m); memory and tasks must stay flat (docs/operations.md)"
 
 # The same pinned, hash-checked versions as the image (requirements.lock is the runtime
 # subset of requirements-dev.lock); `make lock` regenerates both from pyproject.toml.
@@ -120,6 +121,12 @@ kind-deploy: venv kind-load
 # BENCH_ARGS, e.g. "--workloads wide --peers trainingjob,job --repeat 1 --profile .bench-profiles"
 bench: venv devcluster-build peers-build
 	$(PY) -m tests.bench $(BENCH_ARGS)
+
+# Not part of make test: DURATION=3m for a quick look, 30m for the figures in docs/operations.md.
+DURATION ?= 30m
+.PHONY: soak
+soak: venv devcluster-build
+	$(PY) -m tests.soak --duration $(DURATION)
 
 # Lint, then the whole suite: unit tests and, against a devcluster the fixtures start and
 # stop, e2e tests.

@@ -95,6 +95,7 @@ class Sampler:
     # (namespace, job, attempt, index) -> every pod UID seen for it: one set of pods per attempt.
     uids: dict[tuple[str, str, str, str], set[str]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    interval: float = 0.0  # seconds between snapshots (the soak's pace); 0: back to back
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -112,7 +113,7 @@ class Sampler:
             self._thread.join(timeout=60)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.wait(self.interval if self.samples or self.errors else 0):
             try:
                 snap = snapshot(self.kubectl)
             except Exception as err:  # a failed read is not a sample; keep the reason

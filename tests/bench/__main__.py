@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -39,17 +39,19 @@ TRAINING_JOBS = drive.Kind("training.dev", "v1alpha1", "trainingjobs",
 BATCH_JOBS = drive.Kind("batch", "v1", "jobs", workloads.batch_job_done)
 
 
-def devcluster(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "devcluster", "--dir", str(DATA), *args], cwd=ROOT,
+def devcluster(*args: str, data: Path = DATA) -> None:
+    subprocess.run([sys.executable, "-m", "devcluster", "--dir", str(data), *args], cwd=ROOT,
                    check=True, stdout=subprocess.DEVNULL)
 
 
 @contextmanager
-def operator(kubeconfig: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """The operator as `make run` starts it, one replica, metrics off; yielded once ready."""
+def operator(kubeconfig: Path, log: Path,
+             more_env: Mapping[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """The operator as `make run` starts it, one replica, metrics off (unless `more_env`
+    says otherwise); yielded once ready."""
     (health,) = free_ports(1)
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "TRAININGJOB_METRICS_PORT": "0",
-           "TRAININGJOB_HEALTH_PORT": str(health)}
+           "TRAININGJOB_HEALTH_PORT": str(health), **(more_env or {})}
     with log.open("ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "trainingjob_operator"], cwd=ROOT,
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -169,16 +171,17 @@ def bench_workload(kubectl: Kubectl, workload: Workload, peers: Sequence[str], r
     return report.table(workload.describe(), [report.median_run(runs[p]) for p in peers], OURS)
 
 
-def with_cluster(nodes: int, body: Callable[[Kubectl], None]) -> None:
-    devcluster("down")
-    devcluster("up", "--nodes", str(nodes), "--real-nodes", "0")
+def with_cluster(nodes: int, body: Callable[[Kubectl], None], data: Path = DATA) -> None:
+    """A fresh devcluster in `data` (fake nodes only) with the CRD, down again after."""
+    devcluster("down", data=data)
+    devcluster("up", "--nodes", str(nodes), "--real-nodes", "0", data=data)
     try:
-        kubectl = Kubectl(build.ensure_binaries(log=False) / "kubectl", DATA / "kubeconfig")
+        kubectl = Kubectl(build.ensure_binaries(log=False) / "kubectl", data / "kubeconfig")
         kubectl.run("apply", "-f", str(ROOT / "crds"))
         kubectl.run("wait", "--for=condition=Established", "crd/trainingjobs.training.dev")
         body(kubectl)
     finally:
-        subprocess.run([sys.executable, "-m", "devcluster", "--dir", str(DATA), "down"],
+        subprocess.run([sys.executable, "-m", "devcluster", "--dir", str(data), "down"],
                        cwd=ROOT, capture_output=True)
 
 

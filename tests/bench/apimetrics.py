@@ -8,7 +8,7 @@ Leases are left out: kwok's heartbeats are the same whoever runs the jobs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE", "APPLY", "DELETECOLLECTION"})
 COUNTED = frozenset({"events", "pods", "services", "endpoints", "endpointslices", "jobs",
@@ -24,19 +24,28 @@ def _labels(text: str) -> dict[str, str]:
     return out
 
 
+def requests(metrics_text: str) -> Iterator[tuple[dict[str, str], float]]:
+    """The labels and value of every `apiserver_request_total` series."""
+    for line in metrics_text.splitlines():
+        if line.startswith("apiserver_request_total{"):
+            labels_text, _, value = line[len("apiserver_request_total{"):].rpartition("} ")
+            yield _labels(labels_text), float(value)
+
+
+def resource(labels: Mapping[str, str]) -> str:
+    """resource or resource/subresource"""
+    return labels.get("resource", "") + (f"/{labels['subresource']}"
+                                         if labels.get("subresource") else "")
+
+
 def writes(metrics_text: str) -> Counts:
     """Write requests served so far (every response code), by resource[/subresource]."""
     counts: Counts = {}
-    for line in metrics_text.splitlines():
-        if not line.startswith("apiserver_request_total{"):
-            continue
-        labels_text, _, value = line[len("apiserver_request_total{"):].rpartition("} ")
-        labels = _labels(labels_text)
+    for labels, value in requests(metrics_text):
         if labels.get("verb") not in WRITE_VERBS or labels.get("resource") not in COUNTED:
             continue
-        key = labels["resource"] + (f"/{labels['subresource']}" if labels.get("subresource")
-                                    else "")
-        counts[key] = counts.get(key, 0.0) + float(value)
+        key = resource(labels)
+        counts[key] = counts.get(key, 0.0) + value
     return counts
 
 

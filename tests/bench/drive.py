@@ -106,11 +106,16 @@ async def event_reasons(rest: Rest, namespace: str) -> dict[str, int]:
     return tally
 
 
-async def api_writes(rest: Rest) -> apimetrics.Counts:
+async def metrics_text(rest: Rest) -> str:
+    """The API server's /metrics."""
     method, url, headers, _, _ = await rest.api.param_serialize(
         method="GET", resource_path="/metrics", auth_settings=["BearerToken"])
     response = await rest.api.call_api(method, url, headers)
-    return apimetrics.writes((await response.read()).decode())  # type: ignore[no-untyped-call]
+    return (await response.read()).decode()  # type: ignore[no-untyped-call,no-any-return]
+
+
+async def api_writes(rest: Rest) -> apimetrics.Counts:
+    return apimetrics.writes(await metrics_text(rest))
 
 
 async def settled_writes(rest: Rest, quiet: float = 2.0,
