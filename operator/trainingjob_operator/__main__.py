@@ -5,11 +5,23 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 
 import kopf
 
 from trainingjob_operator import handlers  # noqa: F401  (registers the handlers)
-from trainingjob_operator.settings import Settings
+from trainingjob_operator.settings import Settings, port_taken
+
+
+def free_or_explain(setting: str, port: int) -> None:
+    """Refuse a port another program holds before anything starts: one line that names the
+    setting, not a traceback (the startup handler's bind stays the backstop for a race)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError as err:
+            raise ValueError(port_taken(setting, port, err)) from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,6 +35,10 @@ def main(argv: list[str] | None = None) -> None:
         "TRAININGJOB_NAMESPACES", "").split(",") if n]
     try:
         settings = Settings.from_env()
+        for setting, port in (("TRAININGJOB_METRICS_PORT", settings.metrics_port),
+                              ("TRAININGJOB_HEALTH_PORT", settings.health_port)):
+            if port:
+                free_or_explain(setting, port)
     except ValueError as err:
         parser.exit(2, f"trainingjob-operator: {err}\n")
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,12 +28,8 @@ from trainingjob_operator.informer import (
 from trainingjob_operator.kube import Kube
 from trainingjob_operator.models import TrainingJob, Unreadable, read_job
 from trainingjob_operator.nodes import NodeView, parse_node
-from trainingjob_operator.settings import Settings
+from trainingjob_operator.settings import Settings, port_taken
 from trainingjob_operator.vocabulary import GROUP, PLURAL, VERSION, Key
-
-# The chart's value for each endpoint setting, for error messages.
-CHART_VALUES = {"TRAININGJOB_METRICS_PORT": "metrics.port",
-                "TRAININGJOB_HEALTH_PORT": "health.port"}
 
 
 @kopf.on.startup()
@@ -53,13 +50,13 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # The endpoints first: a port that is taken ends the process here, before any work
     # starts, instead of leaving it alive and idle (kopf retries a failed startup).
     if ours.metrics_port:
-        await _bind("metrics", "TRAININGJOB_METRICS_PORT", ours.metrics_port,
+        await _bind("TRAININGJOB_METRICS_PORT", ours.metrics_port,
                     lambda: controller.metrics.serve(ours.metrics_port))
     if ours.health_port:
         memo["health"] = await _bind(
-            "health probes", "TRAININGJOB_HEALTH_PORT", ours.health_port,
-            lambda: health.serve(ours.health_port, lambda: _alive(memo.get("loop")),
-                                 lambda: _ready(controller)))
+            "TRAININGJOB_HEALTH_PORT", ours.health_port,
+            lambda: health.serve(ours.health_port, lambda: _alive(memo.get("loop"), kube),
+                                 lambda: _ready(controller, kube)))
     if ours.leader_elect:
         elector = Elector(kube, ours, identity(), controller.resync)
         kube.leading = controller.leading = elector.leading
@@ -77,31 +74,34 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo["loop"] = asyncio.create_task(controller.run(), name="trainingjob-admission-and-sweep")
 
 
-async def _bind(what: str, setting: str, port: int, serve: Callable[[], Any]) -> Any:
+async def _bind(setting: str, port: int, serve: Callable[[], Any]) -> Any:
     """Serve an endpoint; a port that cannot be bound is a permanent error naming the
     setting (and the chart value) to change."""
     try:
         served = serve()
         return await served if inspect.isawaitable(served) else served
     except OSError as err:
-        raise kopf.PermanentError(
-            f"cannot serve {what} on port {port}: {err.strerror or err}. Another program holds "
-            f"it: stop that program, or set {setting} to a free port (0 turns the endpoint "
-            f"off; in the Helm chart: {CHART_VALUES[setting]})") from err
+        raise kopf.PermanentError(port_taken(setting, port, err)) from err
 
 
-def _alive(loop: asyncio.Task[None] | None) -> tuple[bool, str]:
+def _alive(loop: asyncio.Task[None] | None, kube: Kube) -> tuple[bool, str]:
+    """Alive while the loop runs: an API server that does not answer is reported, but a
+    restart would not bring it back, so it does not fail the probe."""
     if loop is None:
         return False, "the admission loop has not started"
     if loop.done():
         why = "cancelled" if loop.cancelled() else repr(loop.exception())
         return False, f"the admission loop ended: {why}"
-    return True, "ok"
+    lost = kube.rest.unanswered(time.monotonic())
+    return True, f"ok, but {lost}" if lost else "ok"
 
 
-def _ready(controller: Controller) -> tuple[bool, str]:
+def _ready(controller: Controller, kube: Kube) -> tuple[bool, str]:
     if not controller.ready.is_set():
         return False, "waiting for the watches to fill the indexes"
+    lost = kube.rest.unanswered(time.monotonic())
+    if lost:
+        return False, lost
     return True, "ready, " + ("leader" if controller.leading() else "standby")
 
 

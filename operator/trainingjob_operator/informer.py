@@ -106,7 +106,8 @@ class ListWatch:
         async for event in self.rest.watch(self.path, version, self.watch_seconds):
             kind, obj = event.get("type"), event.get("object") or {}
             if kind == "ERROR":  # 410 Gone and the like: the version is too old
-                log.info("watch of %s ended: %s; listing again", self.path, obj.get("message"))
+                log.info("watch of %s ended: %s %s: %s; listing again", self.path,
+                         obj.get("code"), obj.get("reason"), obj.get("message"))
                 return None
             version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
             if kind != "BOOKMARK":

@@ -9,14 +9,17 @@ few outcomes the controller distinguishes.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import aiohttp
 from kubernetes.aio import client, config
 from kubernetes.aio.client.exceptions import ApiException
 
@@ -32,6 +35,11 @@ JSON_PATCH = "application/json-patch+json"
 MAX_CONNECTIONS = 64
 # A watch's HTTP request may outlive its timeoutSeconds by this much before it counts as lost.
 WATCH_SLACK_SECONDS = 60
+# Any other request: an API server that is frozen or cut off does not reset the connection,
+# so without a limit a request would wait for ever.
+REQUEST_SECONDS = 30
+# A request unanswered this long means the API server is not answering (health.py says so).
+STALLED_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,31 @@ class Rest:
 
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
+        # Whether the API server answers, as the requests find it: when the oldest request
+        # still waiting was sent, and since when and why the last ones failed.
+        self.waiting: dict[int, float] = {}
+        self.failing: tuple[float, str] | None = None
+        self._numbers = itertools.count()
+
+    def unanswered(self, now: float) -> str | None:
+        """Why the API server looks lost (None: it answered the requests of late)."""
+        if self.failing is not None:
+            since, why = self.failing
+            return f"the API server has not answered for {now - since:.0f}s: {why}"
+        oldest = min(self.waiting.values(), default=now)
+        if now - oldest > STALLED_SECONDS:
+            return f"a request to the API server has waited {now - oldest:.0f}s for an answer"
+        return None
+
+    def _answered(self, status: int) -> None:
+        if status >= 500:  # the API server is up, but not its storage
+            self._failed(f"HTTP {status}")
+        else:
+            self.failing = None
+
+    def _failed(self, why: str) -> None:
+        if self.failing is None:
+            self.failing = (time.monotonic(), why)
 
     @classmethod
     async def connect(cls, kubeconfig: str | None = None) -> Rest:
@@ -95,8 +128,18 @@ class Rest:
             method=method, resource_path=path, query_params=list((query or {}).items()),
             header_params={"Content-Type": content_type, "Accept": JSON}, body=body,
             auth_settings=["BearerToken"])
-        response = await self.api.call_api(method, url, headers, data)
-        raw = await response.read()  # type: ignore[no-untyped-call]
+        key = next(self._numbers)
+        self.waiting[key] = time.monotonic()
+        try:
+            response = await self.api.call_api(method, url, headers, data,
+                                               _request_timeout=REQUEST_SECONDS)
+            raw = await response.read()  # type: ignore[no-untyped-call]
+        except (OSError, TimeoutError, aiohttp.ClientError) as err:
+            self._failed(str(err) or type(err).__name__)
+            raise
+        finally:
+            self.waiting.pop(key, None)
+        self._answered(response.status)
         if not 200 <= response.status < 300:
             raise ApiException.from_response(http_resp=response,
                                              body=raw.decode(errors="replace"), data=None)
@@ -111,8 +154,13 @@ class Rest:
             query_params=[("watch", "1"), ("resourceVersion", resource_version),
                           ("allowWatchBookmarks", "true"), ("timeoutSeconds", seconds)],
             auth_settings=["BearerToken"])
-        response = await self.api.call_api(method, url, headers,
-                                           _request_timeout=seconds + WATCH_SLACK_SECONDS)
+        try:
+            response = await self.api.call_api(method, url, headers,
+                                               _request_timeout=seconds + WATCH_SLACK_SECONDS)
+        except (OSError, TimeoutError, aiohttp.ClientError) as err:
+            self._failed(str(err) or type(err).__name__)
+            raise
+        self._answered(response.status)
         try:
             if response.status != 200:
                 raw = await response.read()  # type: ignore[no-untyped-call]

@@ -81,3 +81,14 @@ def _parse(name: str, raw: str, kind: str) -> object:
         return raw
     except ValueError:
         raise ValueError(f"{name}={raw!r} is not a valid {kind}") from None
+
+
+# The chart's value for each endpoint setting, for error messages.
+CHART_VALUES = {"TRAININGJOB_METRICS_PORT": "metrics.port",
+                "TRAININGJOB_HEALTH_PORT": "health.port"}
+
+
+def port_taken(setting: str, port: int, err: OSError) -> str:
+    return (f"{setting}={port}: the port is taken ({err.strerror or err}). Stop the program "
+            f"that holds it, or set {setting} to a free port (0 turns the endpoint off; in "
+            f"the Helm chart: {CHART_VALUES[setting]})")

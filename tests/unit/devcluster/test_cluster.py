@@ -87,3 +87,42 @@ def test_own_process_is_alive_and_a_reaped_child_is_not() -> None:
     child = subprocess.Popen(["true"])
     child.wait()
     assert not cluster._alive(child.pid)
+
+
+def test_stop_and_start_refuse_without_a_cluster_or_with_an_unknown_component(
+        tmp_path: Path) -> None:
+    with pytest.raises(cluster.ClusterError, match="no cluster runs in"):
+        cluster.stop_component(tmp_path, "etcd")
+    sleeper = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        tmp_path.joinpath("state.json").write_text(json.dumps(
+            {"pgid": sleeper.pid, "ports": {"apiserver": 6443}, "bin_dir": "/x",
+             "pids": {"etcd": sleeper.pid}}))
+        with pytest.raises(cluster.ClusterError, match="choose one of etcd, kube-apiserver"):
+            cluster.start_component(tmp_path, "coredns")
+        with pytest.raises(cluster.ClusterError, match=r"etcd already runs \(pid"):
+            cluster.start_component(tmp_path, "etcd")
+        assert cluster.stop_component(tmp_path, "kwok") is None  # not running: nothing to do
+        assert cluster.stop_component(tmp_path, "etcd") == sleeper.pid
+        assert sleeper.wait(timeout=5) == -15  # SIGTERM, and waited for
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_restart_from_another_session_founds_a_group_that_down_ends_too(
+        tmp_path: Path) -> None:
+    first = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    second = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        tmp_path.joinpath("state.json").write_text(json.dumps(
+            {"pgid": first.pid, "ports": {}, "bin_dir": "/x", "pids": {"etcd": first.pid},
+             "groups": [second.pid]}))
+        state = cluster.read_state(tmp_path)
+        assert state is not None and sorted(state.members()) == sorted([first.pid, second.pid])
+        assert cluster.down(tmp_path) is True
+        assert first.wait(timeout=5) and second.wait(timeout=5)
+    finally:
+        for proc in (first, second):
+            proc.kill()
+            proc.wait()
