@@ -37,6 +37,28 @@ FINISHED_RULE = {
 }
 
 
+# The name becomes the worker pods' names and hostnames (DNS labels of at most 63) and, for a
+# gang, its Service's (a DNS-1035 label). Checked at create only (optionalOldSelf): the name
+# never changes, and a job stored before these rules keeps its status writes.
+NAME_RULES = [
+    {"rule": "oldSelf.hasValue() || self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",
+     "optionalOldSelf": True,
+     "fieldPath": ".metadata",
+     "message": "metadata.name must be a DNS label (lowercase letters, digits and '-', no "
+                "dots): it names the worker pods, and is their hostname"},
+    {"rule": "oldSelf.hasValue() || size(self.metadata.name) + "
+             "size(string(self.spec.workers - 1)) <= 55", "optionalOldSelf": True,
+     "fieldPath": ".metadata",
+     "message": "metadata.name is too long: the worker pods are named <name>-worker-<index>, "
+                "at most 63 characters; shorten the name"},
+    {"rule": "oldSelf.hasValue() || self.spec.workers <= 1 || "
+             "self.metadata.name.matches('^[a-z]')", "optionalOldSelf": True,
+     "fieldPath": ".metadata",
+     "message": "metadata.name of a gang (spec.workers more than 1) must start with a letter: "
+                "it names the workers' Service, <name>-workers"},
+]
+
+
 def _openapi(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     """Turn pydantic's JSON Schema into a Kubernetes structural schema (no $ref, no anyOf)."""
     if "$ref" in node:
@@ -136,7 +158,7 @@ def crd() -> dict[str, Any]:
                     "type": "object",
                     "description": "A distributed training job: a gang of GPU worker pods.",
                     "required": ["spec"],
-                    "x-kubernetes-validations": [FINISHED_RULE],
+                    "x-kubernetes-validations": [FINISHED_RULE, *NAME_RULES],
                     "properties": {
                         "apiVersion": {"type": "string"}, "kind": {"type": "string"},
                         "metadata": {"type": "object"},

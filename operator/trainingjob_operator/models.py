@@ -11,15 +11,85 @@ from pydantic.alias_generators import to_camel
 
 from trainingjob_operator.vocabulary import DEFAULT_GPU_RESOURCE, Phase
 
-IntOrString = Annotated[int | str, WithJsonSchema({"x-kubernetes-int-or-string": True})]
 # A free-form object that Kubernetes stores as given (PodTemplateSpec parts, env sources...).
 FreeForm = Annotated[dict[str, Any], WithJsonSchema(
     {"type": "object", "x-kubernetes-preserve-unknown-fields": True})]
 
 
+def _rules(*rules: tuple[str, str]) -> dict[str, Any]:
+    """CEL validations in the CRD schema; each message names the field and the fix. A message
+    that starts with a quote is a messageExpression (it can name what is wrong)."""
+    return {"x-kubernetes-validations": [
+        {"rule": rule, "messageExpression" if message[0] in "'\"" else "message": message}
+        for rule, message in rules]}
+
+
 def _rule(rule: str, message: str) -> dict[str, Any]:
-    """A CEL validation in the CRD schema; the message names the field and the fix."""
-    return {"x-kubernetes-validations": [{"rule": rule, "message": message}]}
+    return _rules((rule, message))
+
+
+# What a pod would refuse later, refused at apply time instead (the API server's own checks,
+# through the CEL quantity and format libraries of Kubernetes 1.31 and later).
+_LABEL_CHARS = ("at most 63 letters, digits, '-', '_' and '.', starting and ending with a "
+                "letter or digit")
+
+
+def _keys_rule(what: str, field: str) -> dict[str, Any]:
+    """Every key of a map is a qualified name (label and annotation keys, nodeSelector)."""
+    return _rule("self.all(k, !format.qualifiedName().validate(k).hasValue())",
+                 f"{field}: {what} keys must be qualified names: {_LABEL_CHARS}, optionally "
+                 "after a DNS subdomain and /, e.g. team or example.com/team")
+
+
+# A label value as pods take it; the path of the error names the key.
+LabelValue = Annotated[str, WithJsonSchema({"type": "string", "maxLength": 63, **_rule(
+    "!format.labelValue().validate(self).hasValue()",
+    f"a label value must be empty or {_LABEL_CHARS}")})]
+LabelMap = dict[str, LabelValue]
+
+# A resource quantity as pods take it: 500m, 2, 1.5, 64Gi; never negative.
+Quantity = Annotated[int | str, WithJsonSchema({
+    "x-kubernetes-int-or-string": True, "maxLength": 64, **_rule(
+        "type(self) == int ? self >= 0 : "
+        "isQuantity(self) && !quantity(self).isLessThan(quantity('0'))",
+        "must be a quantity of 0 or more, such as 500m, 2, 1.5 or 64Gi")})]
+
+
+def _resource_names(field: str) -> dict[str, Any]:
+    return _rule(
+        "self.all(k, k in ['cpu', 'memory', 'ephemeral-storage'] || k.startsWith('hugepages-') "
+        "|| (k.contains('/') && !format.qualifiedName().validate(k).hasValue()))",
+        f"{field}: resource names are cpu, memory, ephemeral-storage, hugepages-<size> or an "
+        "extended resource such as example.com/fpga")
+
+
+def _q(v: str) -> str:
+    """An int-or-string as a quantity, without string(): the cost estimator sizes that as a
+    string as long as a whole request, and the rule would exceed its budget."""
+    return f"(type({v}) == int ? quantity('0').add(int({v})) : quantity({v}))"
+
+
+def _valid(v: str) -> str:
+    return f"(type({v}) == int || isQuantity({v}))"
+
+
+# Rules over a quantity pair: both must parse before they compare (each is checked apart).
+_BOTH = f"{_valid('self.requests[k]')} && {_valid('self.limits[k]')}"
+_CMP = f"{_q('self.requests[k]')}.compareTo({_q('self.limits[k]')})"
+_FIXED = "(k.contains('/') || k.startsWith('hugepages-'))"  # cannot be overcommitted
+
+
+def _command_rule(field: str) -> dict[str, Any]:
+    return _rule("size(self) > 0 && self[0].trim() != ''",
+                 f"{field} must start with the program to run, not an empty string or an "
+                 "empty list" + (" (omit it to use the image's entrypoint)"
+                                 if field == "spec.command" else ""))
+
+
+def _image_rule(field: str) -> dict[str, Any]:
+    return _rule("self != '' && self.trim() == self && !self.contains(' ')",
+                 f"{field} must name a container image without spaces, e.g. "
+                 "<registry>/team/train:1.4")
 
 
 class Model(BaseModel):
@@ -33,9 +103,11 @@ class Setup(Model):
     """An init container that runs before training: the 'installing dependencies' step."""
 
     command: list[str] = Field(description="Command of the setup step, e.g. "
-                               "[pip, install, -r, requirements.txt].", max_length=64)
+                               "[pip, install, -r, requirements.txt].", max_length=64,
+                               json_schema_extra=_command_rule("spec.setup.command"))
     args: list[str] | None = Field(None, max_length=256)
-    image: str | None = Field(None, description="Image of the setup step; default spec.image.")
+    image: str | None = Field(None, description="Image of the setup step; default spec.image.",
+                              max_length=1024, json_schema_extra=_image_rule("spec.setup.image"))
 
 
 class Output(Model):
@@ -69,38 +141,90 @@ class Retries(Model):
 
 
 class Resources(Model):
-    requests: dict[str, IntOrString] = Field(default_factory=dict, max_length=16)
-    limits: dict[str, IntOrString] = Field(default_factory=dict, max_length=16)
+    """Quantities, names and their pairs are checked as a pod's container would be."""
+
+    model_config = ConfigDict(json_schema_extra=_rules(
+        ("!has(self.requests) || !has(self.limits) || ['cpu', 'memory', 'ephemeral-storage']"
+         f".all(k, !(k in self.requests) || !(k in self.limits) || !({_BOTH}) || {_CMP} <= 0)",
+         "spec.resources.requests of cpu, memory or ephemeral-storage must not be more than "
+         "spec.resources.limits of the same"),
+        (f"!has(self.requests) || self.requests.all(k, !{_FIXED} || (has(self.limits) && "
+         "k in self.limits))",
+         "spec.resources: an extended resource (a name with /) or hugepages cannot be "
+         "overcommitted: set it in spec.resources.limits (requests may be left out)"),
+        # Each value is checked apart: an invalid one makes this one fail too, no harm.
+        (f"!has(self.requests) || !has(self.limits) || self.requests.all(k, !{_FIXED} || "
+         f"!(k in self.limits) || {_CMP} == 0)",
+         "spec.resources: an extended resource (a name with /) or hugepages must request "
+         "what it limits: leave it out of spec.resources.requests"),
+        ("[has(self.requests) ? self.requests : {}, has(self.limits) ? self.limits : {}]"
+         f".all(m, m.all(k, !k.contains('/') || !{_valid('m[k]')} || {_q('m[k]')}"
+         ".isInteger()))",
+         "spec.resources: an extended resource (a name with /) must be a whole number")))
+
+    # At most 8 each: a quantity's estimated CEL cost is that of a whole request.
+    requests: dict[str, Quantity] = Field(default_factory=dict, max_length=8,
+                                          json_schema_extra=_resource_names(
+                                              "spec.resources.requests"))
+    limits: dict[str, Quantity] = Field(default_factory=dict, max_length=8,
+                                        json_schema_extra=_resource_names(
+                                            "spec.resources.limits"))
 
 
 class TemplateMetadata(Model):
-    labels: dict[str, str] = Field(default_factory=dict, max_length=64)
-    annotations: dict[str, str] = Field(default_factory=dict, max_length=64)
+    labels: LabelMap = Field(default_factory=dict, max_length=64, json_schema_extra=_keys_rule(
+        "label", "spec.template.metadata.labels"))
+    annotations: dict[str, str] = Field(default_factory=dict, max_length=64,
+                                        json_schema_extra=_keys_rule(
+                                            "annotation", "spec.template.metadata.annotations"))
+
+
+# The pod spec overlay stays free-form; the parts that are labels are checked as labels.
+PodSpecOverlay = Annotated[dict[str, Any], WithJsonSchema({
+    "type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {
+        "nodeSelector": {"type": "object", "maxProperties": 64,
+                         "additionalProperties": LabelValue.__metadata__[0].json_schema,
+                         **_keys_rule("nodeSelector", "spec.template.spec.nodeSelector")}}})]
 
 
 class PodTemplate(Model):
     """Pod-level overlay in PodTemplateSpec shape; the operator owns containers."""
 
     metadata: TemplateMetadata = Field(default_factory=TemplateMetadata)
-    spec: FreeForm = Field(default_factory=dict, description=(
+    spec: PodSpecOverlay = Field(default_factory=dict, description=(
         "Pod spec fields merged into every worker: nodeSelector, tolerations, affinity, "
         "volumes, serviceAccountName, imagePullSecrets, priorityClassName, schedulerName."))
 
 
 class EnvVar(Model):
-    name: str = Field(min_length=1, max_length=256)
+    model_config = ConfigDict(json_schema_extra=_rule(
+        "!has(self.valueFrom) || !has(self.value) || self.value == ''",
+        "spec.env: set value or valueFrom, not both"))
+
+    name: str = Field(min_length=1, max_length=256, json_schema_extra=_rule(
+        "self.matches('^[ -<>-~]+$')", "spec.env[].name must be printable ASCII characters "
+        "other than '=', e.g. LEARNING_RATE"))
     value: str | None = None
     value_from: FreeForm | None = None
 
 
 class TrainingJobSpec(Model):
+    model_config = ConfigDict(json_schema_extra=_rules(
+        ("self.gpusPerWorker == 0 || self.gpuResource.contains('/')",
+         "spec.gpuResource must be an extended resource name with a domain, such as "
+         "nvidia.com/gpu, when spec.gpusPerWorker is more than 0"),
+        ("!has(self.resources) || [has(self.resources.requests) ? self.resources.requests : "
+         "{}, has(self.resources.limits) ? self.resources.limits : {}]"
+         ".all(m, !(self.gpuResource in m))",
+         "'spec.resources sets ' + self.gpuResource + ': request GPUs with "
+         "spec.gpusPerWorker instead'")))
+
     image: str = Field(description="Container image of the training step, e.g. "
                        "<registry>/team/train:1.4.", max_length=1024,
-                       json_schema_extra=_rule("self != '' && !self.contains(' ')",
-                                               "spec.image must name a container image without "
-                                               "spaces, e.g. <registry>/team/train:1.4"))
+                       json_schema_extra=_image_rule("spec.image"))
     command: list[str] | None = Field(None, max_length=64,
-                                      description="Entrypoint; default the image's.")
+                                      description="Entrypoint; default the image's.",
+                                      json_schema_extra=_command_rule("spec.command"))
     args: list[str] | None = Field(None, max_length=256)
     env: list[EnvVar] | None = Field(None, max_length=256)
     working_dir: str | None = Field(None, max_length=4096)
@@ -114,7 +238,11 @@ class TrainingJobSpec(Model):
         "self >= 0", "spec.gpusPerWorker must be 0 (CPU-only) or more"), description=(
         "GPUs each worker requests (limit on spec.gpuResource); 0 runs CPU-only."))
     gpu_resource: str = Field(DEFAULT_GPU_RESOURCE, min_length=1, max_length=253,
-                              description="Extended resource name of the GPUs.")
+                              description="Extended resource name of the GPUs.",
+                              json_schema_extra=_rule(
+                                  "!format.qualifiedName().validate(self).hasValue()",
+                                  "spec.gpuResource must be a resource name such as "
+                                  "nvidia.com/gpu"))
     resources: Resources = Field(default_factory=Resources,
                                  description="Per-worker requests and limits besides GPUs.")
     setup: Setup | None = None

@@ -33,12 +33,53 @@ def _refused(ns: Kubectl, manifest: dict[str, Any]) -> str:
      "spec.output.path must be an absolute path"),
     ({"output": {"path": "/out"}}, "spec.output.volume: Required value"),
     ({"ttlSecondsAfterFinished": -1}, "spec.ttlSecondsAfterFinished: Invalid value"),
+    # What a pod would refuse later is refused at apply (issue 15, tests/e2e/test_hostile_input)
+    ({"resources": {"requests": {"cpu": "1.5.3Gi"}}},
+     "spec.resources.requests[cpu]: Invalid value: \"\": must be a quantity of 0 or more"),
+    ({"resources": {"limits": {"memory": "-1"}}}, "spec.resources.limits[memory]: Invalid"),
+    ({"resources": {"requests": {"memory": "2Gi"}, "limits": {"memory": "1Gi"}}},
+     "spec.resources.requests of cpu, memory or ephemeral-storage must not be more than"),
+    ({"resources": {"requests": {"gpu": 1}}},
+     "spec.resources.requests: resource names are cpu, memory, ephemeral-storage"),
+    ({"resources": {"limits": {"example.com/fpga": "500m"}}},
+     "an extended resource (a name with /) must be a whole number"),
+    ({"resources": {"limits": {"nvidia.com/gpu": 2}}},
+     "spec.resources sets nvidia.com/gpu: request GPUs with spec.gpusPerWorker instead"),
+    ({"template": {"metadata": {"labels": {"bad key": "v"}}}},
+     "spec.template.metadata.labels: label keys must be qualified names"),
+    ({"template": {"metadata": {"labels": {"team": "a b"}}}},
+     "spec.template.metadata.labels[team]: Invalid value: \"string\": a label value must be"),
+    ({"template": {"spec": {"nodeSelector": {"gpu": "-a100"}}}},
+     "spec.template.spec.nodeSelector[gpu]: Invalid value"),
+    ({"template": {"metadata": {"annotations": {"-x": "v"}}}},
+     "spec.template.metadata.annotations: annotation keys must be qualified names"),
+    ({"command": []}, "spec.command must start with the program to run"),
+    ({"command": [" ", "train.py"]}, "spec.command must start with the program to run"),
+    ({"setup": {"command": [""]}}, "spec.setup.command must start with the program to run"),
+    ({"env": [{"name": "A=B"}]}, "spec.env[0].name: Invalid value"),
+    ({"env": [{"name": "A", "value": "1", "valueFrom": {"fieldRef": {
+        "fieldPath": "metadata.name"}}}]}, "spec.env: set value or valueFrom, not both"),
+    ({"image": " team/train:1"}, "spec.image must name a container image"),
+    ({"gpuResource": "gpu"}, "spec.gpuResource must be an extended resource name"),
 ])
 def test_invalid_spec_is_rejected_with_its_message(ns: Kubectl, spec: dict[str, Any],
                                                    says: str) -> None:
     manifest = training_job("bad")
     manifest["spec"].update(spec)
     assert says in _refused(ns, manifest)
+
+
+@pytest.mark.usefixtures("crd")
+@pytest.mark.parametrize(("name", "workers", "says"), [
+    ("a.b", 1, "metadata.name must be a DNS label"),
+    ("1gang", 2, "metadata.name of a gang (spec.workers more than 1) must start with a letter"),
+    ("n" * 54, 11, "metadata.name is too long: the worker pods are named"),
+])
+def test_a_name_no_worker_pod_could_take_is_rejected(ns: Kubectl, name: str, workers: int,
+                                                     says: str) -> None:
+    assert says in _refused(ns, training_job(name, workers=workers))
+    ns.apply(training_job("1solo", gpus=0))  # one worker needs no Service: a digit may lead
+    ns.apply(training_job("n" * 54, workers=10, gpus=0))  # n...n-worker-9: 63 characters
 
 
 @pytest.mark.usefixtures("crd")

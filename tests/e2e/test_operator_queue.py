@@ -178,3 +178,35 @@ def test_node_selectors_decide_where_a_gang_may_go(ns: Kubectl, kubectl: Kubectl
     stop(ns, "there")
     wait_phase(ns, "also-there", "Running")
     stop(ns, "also-there")
+
+
+def test_a_gang_more_than_all_its_nodes_hold_says_so_and_blocks_nobody(
+        ns: Kubectl, kubectl: Kubectl) -> None:
+    """Computed from the cluster's nodes: one whole-node worker more than they all hold."""
+    wait_cluster_idle(kubectl)
+    eligible = [n for n in kubectl.json("get", "nodes")["items"] if not any(
+        t["effect"] in ("NoSchedule", "NoExecute") and not t["key"].startswith(
+            "node.kubernetes.io/") for t in n["spec"].get("taints", []))]
+    sizes = [int(n["status"]["allocatable"].get("nvidia.com/gpu", "0")) for n in eligible]
+    per = max(sizes)
+    holds, total = sum(s // per for s in sizes), sum(sizes)
+    ns.apply(training_job("too-big", workers=holds + 1, gpus=per, priority=10))
+    ns.apply(training_job("small", gpus=1, annotations={"outcome": "succeed",
+                                                         "run-duration": "1s"}))
+
+    def reason() -> str:
+        return ns.run("get", "trainingjob", "too-big", "-o",
+                      "jsonpath={.status.phase}/{.status.reason}").stdout
+
+    eventually(lambda: reason() == "Pending/GangTooLarge", timeout=30,
+               what="too-big Pending/GangTooLarge")
+    message = ns.run("get", "trainingjob", "too-big", "-o", "jsonpath={.status.message}").stdout
+    assert message == (
+        f"the gang can never fit the cluster as it is: needs {(holds + 1) * per} GPUs "
+        f"({holds + 1} workers x {per} nvidia.com/gpu); {len(eligible)} nodes it may use hold "
+        f"at most {holds} such workers even when empty ({total} nvidia.com/gpu in total, the "
+        f"largest node {per}); lower spec.workers or spec.gpusPerWorker, or add nodes")
+    # Younger and of lower priority, yet not held behind it: it runs and completes.
+    wait_phase(ns, "small", "Completed")
+    assert reason() == "Pending/GangTooLarge"
+    stop(ns, "too-big")
