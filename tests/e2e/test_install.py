@@ -4,10 +4,13 @@ and uninstall. The operator's own lifecycle tests already run as this identity (
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tests.conftest import CHART, OPERATOR_NAMESPACE, RELEASE, Cluster, Installation
-from tests.kube import Kubectl, training_job
+from tests.conftest import CHART, OPERATOR_NAMESPACE, RELEASE, Cluster, Installation, Operator
+from tests.e2e.test_operator_ha import ready
+from tests.kube import Kubectl, eventually, status_of, training_job, wait_phase
 
 SA = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{RELEASE}"
 
@@ -117,3 +120,46 @@ def test_namespaced_install_grants_only_the_listed_namespaces_and_uninstall_keep
     finally:
         installation.run_helm("uninstall", release, "-n", home, check=False)
         kubectl.run("delete", "namespace", home, "--wait=false", check=False)
+
+
+@pytest.mark.kwok
+def test_a_namespaced_install_runs_jobs_in_its_namespace_and_leaves_the_others_alone(
+        cluster: Cluster, installation: Installation, operator: Operator, ns: Kubectl,
+        tmp_path: Path) -> None:
+    """The operator as a namespaced release's identity (RoleBindings in the watched
+    namespace only): its informers list per namespace, so it becomes ready, runs a job there,
+    and never touches a job elsewhere."""
+    kubectl = cluster.kubectl
+    release, home, other = "tj-scoped", f"{ns.namespace}-op", f"{ns.namespace}-other"
+    for name in (home, other):
+        kubectl.run("create", "namespace", name)
+    operator.stop()  # the session's operator watches every namespace
+    try:
+        installation.run_helm("install", release, str(CHART), "-n", home, "--skip-crds",
+                              "--set", f"watchNamespaces={{{ns.namespace}}}",
+                              "--set", "replicaCount=1")
+        scoped = Installation(cluster, installation.helm, namespace=home,
+                              service_account=f"{release}-trainingjob-operator")
+        own = Operator(scoped.token_kubeconfig(tmp_path / "scoped.kubeconfig"),
+                       tmp_path / "scoped.log", name="scoped-operator",
+                       env={"TRAININGJOB_NAMESPACES": str(ns.namespace),
+                            "TRAININGJOB_LEASE_NAME": f"{release}-trainingjob-operator",
+                            "POD_NAMESPACE": home})
+        own.start()
+        try:
+            eventually(lambda: ready(f"{own.health_url}/readyz"), timeout=40,
+                       what="the namespaced operator's readiness")
+            elsewhere = kubectl.in_namespace(other)
+            elsewhere.apply(training_job("ignored"))
+            ns.apply(training_job("mine", annotations={"outcome": "succeed",
+                                                       "run-duration": "1s"}))
+            wait_phase(ns, "mine", "Completed")
+            assert status_of(elsewhere, "ignored") == {}, "a job outside its namespaces moved"
+            assert "Traceback" not in own.log_path.read_text()
+        finally:
+            own.stop()
+    finally:
+        installation.run_helm("uninstall", release, "-n", home, check=False)
+        for name in (home, other):
+            kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+        operator.start()
