@@ -28,7 +28,7 @@ from trainingjob_operator.decision import (
     DeletePod,
     StopPod,
 )
-from trainingjob_operator.kube import Kube, NotLeaderError
+from trainingjob_operator.kube import Kube, NotLeaderError, PassingRefusalError
 from trainingjob_operator.metrics import Metrics
 from trainingjob_operator.models import TrainingJob, TrainingJobStatus, Unreadable
 from trainingjob_operator.nodes import NodeMemory, NodeView
@@ -291,7 +291,13 @@ class Controller:
                     "metadata": job.metadata.model_copy(update={"resource_version": written})})
         for action in decision.actions:
             assert isinstance(job, TrainingJob), "an unreadable job gets no actions"
-            rejected = await self._act(job, action)
+            try:
+                rejected = await self._act(job, action)
+            except PassingRefusalError as err:  # the status stands: its next reconcile acts again
+                key = (job.metadata.namespace, job.metadata.name)
+                log.warning("%s/%s: %s; trying again in %ss", *key, err, RETRY_SECONDS)
+                self._schedule(key, now + timedelta(seconds=RETRY_SECONDS))
+                break
             if rejected is not None:
                 await self._announce(job, decision)
                 assert isinstance(action, CreatePod)
@@ -320,6 +326,8 @@ class Controller:
         elif isinstance(action, CreatePod):
             created = await self.kube.create(
                 render.worker_pod(job, action.index, action.node, self.settings))
+            if created.passing:
+                raise PassingRefusalError(created.rejected or "")
             if not created.ok:
                 return created.rejected or ""
         return None

@@ -42,10 +42,22 @@ REQUEST_SECONDS = 30
 STALLED_SECONDS = 5.0
 
 
+# Refusals that pass by themselves. The controller-manager creates a namespace's `default`
+# ServiceAccount moments after the namespace (later still while it catches up after an API
+# server restart), and until then the ServiceAccount admission plugin refuses every pod
+# there with 403 "error looking up service account". batch/v1 Job retries those too.
+PASSING = ("error looking up service account",)
+
+
 @dataclass(frozen=True)
 class Created:
     ok: bool
     rejected: str | None = None  # the API's refusal (quota, admission, invalid), for people
+    passing: bool = False  # a refusal to try again later, not to report
+
+
+def passing(status: int, reason: str) -> bool:
+    return status == 403 and any(words in reason for words in PASSING)
 
 
 def _reason(err: ApiException) -> str:
@@ -57,6 +69,10 @@ def _reason(err: ApiException) -> str:
 
 class NotLeaderError(RuntimeError):
     """A write was attempted by a replica that does not hold the leader lease."""
+
+
+class PassingRefusalError(RuntimeError):
+    """A refusal that passes by itself (PASSING): the same actions again, a little later."""
 
 
 def _namespaced(namespace: str, plural: str, name: str = "", group: str = "",
@@ -258,7 +274,8 @@ class Kube:
             if err.status == 409:
                 return Created(True)
             if err.status in (400, 403, 422):
-                return Created(False, _reason(err))
+                reason = _reason(err)
+                return Created(False, reason, passing(err.status, reason))
             raise
         return Created(True)
 

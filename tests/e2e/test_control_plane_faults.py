@@ -280,3 +280,35 @@ def test_api_server_frozen_for_a_minute(cluster: Cluster, ns: Kubectl, kubectl: 
     reach(ns, "after", "Completed", CONVERGE_SECONDS)
     print(f"converged {time.monotonic() - back:.1f}s after the API server resumed")
     assert op.alive() and "Traceback" not in op.log_path.read_text()
+
+
+def test_a_job_in_a_namespace_whose_service_account_is_not_made_yet_waits_for_it(
+        cluster: Cluster, kubectl: Kubectl, running_operator: Operator) -> None:
+    """The controller-manager makes each namespace's `default` ServiceAccount a moment after
+    the namespace (longer while it catches up after an API server restart); until then every
+    pod there is refused (403). That passes by itself: the job waits in Deploying and its
+    workers are created once the ServiceAccount is there, as batch/v1 Job does."""
+    if cluster.data_dir is None:
+        pytest.skip("needs devcluster to stop its controller-manager")
+    name = f"t-no-sa-yet-{os.getpid()}"
+    ns = kubectl.in_namespace(name)
+    component(cluster, "stop", "kube-controller-manager")
+    try:
+        kubectl.run("create", "namespace", name)
+        ns.apply(training_job("early", annotations=succeed(1)))
+        refused = f"{name}/early: pods \"early-worker-0\" is forbidden: error looking up " \
+                  "service account"
+
+        def tries() -> int:
+            return running_operator.log_path.read_text().count(refused)
+
+        eventually(lambda: tries() >= 2, timeout=30, what="two tries to create the worker")
+        status = phases_now(ns)["early"]
+        assert status["phase"] == "Deploying", status
+    finally:
+        component(cluster, "start", "kube-controller-manager")
+    try:
+        reach(ns, "early", "Completed")
+        assert path_problem(phases_now(ns)["early"], "Completed", "Deploying") is None
+    finally:
+        kubectl.run("delete", "namespace", name, "--wait=false", check=False)

@@ -3,7 +3,7 @@
 from typing import cast
 
 from kubernetes.aio import client
-from trainingjob_operator.kube import STALLED_SECONDS, Rest
+from trainingjob_operator.kube import STALLED_SECONDS, Rest, passing
 
 
 def test_a_request_waiting_too_long_or_failing_means_the_api_server_is_not_answering() -> None:
@@ -21,3 +21,12 @@ def test_a_request_waiting_too_long_or_failing_means_the_api_server_is_not_answe
     assert rest.failing is not None and rest.failing[0] == since
     rest._answered(404)  # any answer from the API itself: back
     assert rest.unanswered(since + 8) is None
+
+
+def test_only_a_missing_service_account_is_a_refusal_that_passes() -> None:
+    assert passing(403, 'pods "a-worker-0" is forbidden: error looking up service account '
+                        'ns/default: serviceaccount "default" not found')
+    assert not passing(403, 'pods "a-worker-0" is forbidden: violates PodSecurity '
+                            '"restricted:latest": host namespaces (hostNetwork=true)')
+    assert not passing(403, 'pods "a-worker-0" is forbidden: exceeded quota: gpus')
+    assert not passing(422, "error looking up service account")  # only the plugin's 403
