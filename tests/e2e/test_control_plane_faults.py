@@ -23,7 +23,14 @@ import pytest
 
 from devcluster.cluster import read_state
 from tests.capacity import Sampler
-from tests.conftest import Cluster, Installation, Operator, devcluster_cli
+from tests.conftest import (
+    OPERATOR_NAMESPACE,
+    ROOT,
+    Cluster,
+    Installation,
+    Operator,
+    devcluster_cli,
+)
 from tests.e2e.test_operator_ha import probe
 from tests.kube import Kubectl, eventually, stop, training_job, wait_cluster_idle, wait_phase
 
@@ -246,40 +253,68 @@ def test_watches_expired_by_a_compaction_act_on_every_change_made_meanwhile(
     assert op.alive()
 
 
-def test_api_server_frozen_for_a_minute(cluster: Cluster, ns: Kubectl, kubectl: Kubectl,
-                                        fresh_operator: Operator) -> None:
+@pytest.fixture
+def own_cluster(cluster: Cluster, tmp_path: Path) -> Iterator[Cluster]:
+    """A kwok-only devcluster of the test's own, with the CRD and the operator's namespace.
+    A minute without the API server makes the node controller mark every node NotReady and
+    their pods unready, and kwok, unlike a kubelet, never marks a pod ready again: the
+    session's cluster (the chart's Deployment in it) must not inherit that."""
+    if cluster.data_dir is None:
+        pytest.skip("needs devcluster's processes")
+    data_dir = tmp_path / "dc"
+    started = devcluster_cli("up", "--real-nodes", "0", data_dir=data_dir)
+    assert started.returncode == 0, started.stderr
+    try:
+        own = Cluster(data_dir / "kubeconfig", cluster.bin_dir, data_dir)
+        own.kubectl.run("apply", "-f", str(ROOT / "crds"))
+        own.kubectl.run("wait", "--for=condition=Established", "crd/trainingjobs.training.dev")
+        own.kubectl.run("create", "namespace", OPERATOR_NAMESPACE)
+        yield own
+    finally:
+        devcluster_cli("down", data_dir=data_dir)
+
+
+def test_api_server_frozen_for_a_minute(own_cluster: Cluster, tmp_path: Path) -> None:
     """SIGSTOP: the API server neither answers nor closes connections. The operator keeps
     running, says on its probes that the API server does not answer (readiness fails,
     liveness does not: a restart would not bring it back), and converges afterwards."""
-    if cluster.data_dir is None:
-        pytest.skip("needs devcluster's API server process")
-    wait_cluster_idle(kubectl)
-    op = fresh_operator
-    ns.apply(training_job("across", annotations=succeed(20)))
-    reach(ns, "across", "Running", 60)
-    apiserver = pid_of(cluster, "kube-apiserver")
-    os.kill(apiserver, signal.SIGSTOP)
-    frozen = time.monotonic()
+    kubectl = own_cluster.kubectl
+    kubectl.run("create", "namespace", "frozen")
+    ns = kubectl.in_namespace("frozen")
+    op = Operator(own_cluster.kubeconfig, tmp_path / "operator.log", name="frozen-operator",
+                  env={"TRAININGJOB_NODE_LOST_GRACE_SECONDS": "120"})
+    op.start()
     try:
-        lost = eventually(lambda: (lambda r: r if r and r[0] == 503 and "API server" in r[1]
-                                   else None)(probe(f"{op.health_url}/readyz")),
-                          timeout=30, interval=1, what="/readyz to report the lost API server")
-        live = probe(f"{op.health_url}/healthz")
-        print(f"frozen: /readyz {lost}, /healthz {live}")
-        assert live is not None and live[0] == 200 and "API server" in live[1], live
-        while time.monotonic() - frozen < 60:
-            assert op.alive(), "the operator exited while the API server was frozen"
-            time.sleep(1)
+        eventually(lambda: probe(f"{op.health_url}/readyz") == (200, "ready, leader"),
+                   timeout=40, what="the operator to lead")
+        ns.apply(training_job("across", annotations=succeed(20)))
+        reach(ns, "across", "Running", 60)
+        apiserver = pid_of(own_cluster, "kube-apiserver")
+        os.kill(apiserver, signal.SIGSTOP)
+        frozen = time.monotonic()
+        try:
+            lost = eventually(
+                lambda: (lambda r: r if r and r[0] == 503 and "API server" in r[1] else None)(
+                    probe(f"{op.health_url}/readyz")),
+                timeout=30, interval=1, what="/readyz to report the lost API server")
+            live = probe(f"{op.health_url}/healthz")
+            print(f"frozen: /readyz {lost}, /healthz {live}")
+            assert live is not None and live[0] == 200 and "API server" in live[1], live
+            while time.monotonic() - frozen < 60:
+                assert op.alive(), "the operator exited while the API server was frozen"
+                time.sleep(1)
+        finally:
+            os.kill(apiserver, signal.SIGCONT)
+        back = time.monotonic()
+        eventually(lambda: probe(f"{op.health_url}/readyz") == (200, "ready, leader"),
+                   timeout=CONVERGE_SECONDS, what="the operator to lead again")
+        ns.apply(training_job("after", annotations=succeed(1)))
+        reach(ns, "across", "Completed", CONVERGE_SECONDS)
+        reach(ns, "after", "Completed", CONVERGE_SECONDS)
+        print(f"converged {time.monotonic() - back:.1f}s after the API server resumed")
+        assert op.alive() and "Traceback" not in op.log_path.read_text()
     finally:
-        os.kill(apiserver, signal.SIGCONT)
-    back = time.monotonic()
-    eventually(lambda: probe(f"{op.health_url}/readyz") == (200, "ready, leader"),
-               timeout=CONVERGE_SECONDS, what="the operator to lead again")
-    ns.apply(training_job("after", annotations=succeed(1)))
-    reach(ns, "across", "Completed", CONVERGE_SECONDS)
-    reach(ns, "after", "Completed", CONVERGE_SECONDS)
-    print(f"converged {time.monotonic() - back:.1f}s after the API server resumed")
-    assert op.alive() and "Traceback" not in op.log_path.read_text()
+        op.stop()
 
 
 def test_a_job_in_a_namespace_whose_service_account_is_not_made_yet_waits_for_it(
