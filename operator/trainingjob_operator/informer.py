@@ -131,8 +131,8 @@ class PodInformer(ListWatch):
 
     async def replace(self, items: list[dict[str, Any]]) -> None:
         fresh = {p.uid: p for p in map(parse_pod, items)}
-        mine = [uid for uid, old in self.store.pods.items() if _under(self.path, old.namespace)]
-        gone = [old for old in map(self.store.pods.__getitem__, mine) if old.uid not in fresh]
+        gone = [old for uid, old in self.store.pods.items()
+                if uid not in fresh and _under(self.path, old.namespace)]
         moved = [p for uid, p in fresh.items() if self.store.pods.get(uid) != p]
         for pod in gone:
             self.store.remove(pod.uid)
@@ -166,6 +166,10 @@ class KeyedStore(Generic[K, V]):
     def __iter__(self) -> Iterator[K]:
         return iter(list(self.values))
 
+    def drop(self, key: K) -> None:
+        self.values.pop(key, None)
+        self.versions.pop(key, None)
+
 
 class KeyedInformer(ListWatch, Generic[K, V]):
     """One value per object (a TrainingJob, a node), parsed once per version; `changed`
@@ -183,8 +187,7 @@ class KeyedInformer(ListWatch, Generic[K, V]):
         fresh = {self.key(obj): obj for obj in items}
         gone = [k for k in self.store if k not in fresh and _owned(self.path, k)]
         for k in gone:
-            self.store.values.pop(k)
-            self.store.versions.pop(k, None)
+            self.store.drop(k)
             await self.changed(k, None)
         for k, obj in fresh.items():
             if self.store.versions.get(k) != _version(obj):
@@ -193,8 +196,7 @@ class KeyedInformer(ListWatch, Generic[K, V]):
     async def apply(self, deleted: bool, obj: dict[str, Any]) -> None:
         k = self.key(obj)
         if deleted:
-            self.store.values.pop(k, None)
-            self.store.versions.pop(k, None)
+            self.store.drop(k)
             await self.changed(k, None)
             return
         value = self.parse(obj)
