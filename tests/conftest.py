@@ -92,16 +92,27 @@ def kubectl(cluster: Cluster) -> Kubectl:
     return cluster.kubectl
 
 
-@pytest.fixture
-def ns(request: pytest.FixtureRequest, kubectl: Kubectl) -> Iterator[Kubectl]:
-    """kubectl bound to a fresh namespace, deleted (without waiting) after the test."""
-    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40]
-    name = f"t-{slug}-{secrets.token_hex(2)}"
+def _fresh_namespace(kubectl: Kubectl, prefix: str) -> Iterator[Kubectl]:
+    """kubectl bound to a new namespace, deleted (without waiting) afterwards."""
+    name = f"{prefix}-{secrets.token_hex(2)}"
     kubectl.run("create", "namespace", name)
     try:
         yield kubectl.in_namespace(name)
     finally:
         kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def ns(request: pytest.FixtureRequest, kubectl: Kubectl) -> Iterator[Kubectl]:
+    """A fresh namespace for the test, named after it."""
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40]
+    yield from _fresh_namespace(kubectl, f"t-{slug}")
+
+
+@pytest.fixture
+def other_ns(kubectl: Kubectl) -> Iterator[Kubectl]:
+    """A second namespace: a bystander tenant whose jobs must not be slowed by the test's."""
+    yield from _fresh_namespace(kubectl, "t-bystander")
 
 
 # The Helm release every e2e test's operator runs under: installed once per session, and

@@ -89,6 +89,16 @@ def pod(name: str, *, gpus: int = 0, annotations: dict[str, str] | None = None,
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
 
 
+def impostor(name: str, job: str) -> dict[str, Any]:
+    """A tenant's own pod labelled as worker 0 of `job`'s first attempt, with no
+    ownerReference, that exits 3 a second after it starts (on kwok)."""
+    body = pod(name, annotations={"outcome": "fail", "exit-code": "3", "run-duration": "1s"})
+    body["metadata"]["labels"] = {"training.dev/job-name": job,
+                                  "training.dev/worker-index": "0",
+                                  "training.dev/attempt": "1"}
+    return body
+
+
 def training_job(name: str, *, workers: int = 1, gpus: int = 1,
                  annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
     """A TrainingJob manifest; `annotations` are devcluster lifecycle annotations."""

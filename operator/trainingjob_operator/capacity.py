@@ -15,6 +15,7 @@ from trainingjob_operator.models import TrainingJob
 from trainingjob_operator.nodes import NodeView
 from trainingjob_operator.pods import PodView
 from trainingjob_operator.vocabulary import ADMITTED, Key, Phase
+from trainingjob_operator.workers import owned
 
 Pools = dict[str, dict[str, int]]  # resource -> node -> GPUs
 
@@ -95,7 +96,8 @@ def reserved(jobs: Mapping[Key, TrainingJob], grants: Mapping[Key, Granted],
         res = job.status.reservation
         if job.status.phase not in ADMITTED or res is None or res.attempt != job.status.attempt:
             continue
-        bound = {p.index for p in pods.get(key, ()) if p.attempt == res.attempt and p.node_name}
+        bound = {p.index for p in pods.get(key, ())  # a squatter's bound pod is no worker's
+                 if p.attempt == res.attempt and p.node_name and owned(job, p)}
         pool = out.setdefault(job.spec.gpu_resource, {})
         for index, node in enumerate(res.nodes):
             if index not in bound:

@@ -59,19 +59,38 @@ NAME_RULES = [
 ]
 
 
-def _openapi(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
-    """Turn pydantic's JSON Schema into a Kubernetes structural schema (no $ref, no anyOf)."""
+# Bounds of a spec node that sets none of its own: every string, list and map is bounded, so
+# neither an object nor the CEL cost of a rule over it can grow without limit.
+DEFAULT_MAX_LENGTH = 1024
+DEFAULT_MAX_ITEMS = 16
+DEFAULT_MAX_PROPERTIES = 16
+
+
+def _optional(node: dict[str, Any]) -> bool:
+    return any(o.get("type") == "null" for o in node.get("anyOf", ()))
+
+
+def _openapi(node: dict[str, Any], defs: dict[str, Any], spec: bool) -> dict[str, Any]:
+    """Turn pydantic's JSON Schema into a Kubernetes structural schema (no $ref, no anyOf).
+
+    In the spec (`spec`), an Optional field is not nullable: the API server prunes a null of
+    a field that is not `nullable: true` before defaulting, and the default applies
+    ("Defaulting and Nullable" of the CRD docs), so a null means unset and no stored spec
+    holds one (a null inside made the immutability rule's == false, and refused every status
+    write). The status keeps its nulls (the operator's merge patches clear fields with them).
+    Every string, list and map of the spec is bounded (DEFAULT_MAX_*) unless it sets a bound."""
     if "$ref" in node:
         merged = {**defs[node["$ref"].rsplit("/", 1)[1]],
                   **{k: v for k, v in node.items() if k != "$ref"}}
-        return _openapi(merged, defs)
+        return _openapi(merged, defs, spec)
     if "anyOf" in node:
         options = [o for o in node["anyOf"] if o.get("type") != "null"]
         rest = {k: v for k, v in node.items() if k != "anyOf"}
         if len(options) != 1:
             raise ValueError(f"cannot express a union in a structural schema: {node}")
-        out = _openapi({**options[0], **rest}, defs)
-        out["nullable"] = True
+        out = _openapi({**options[0], **rest}, defs, spec)
+        if not spec:
+            out["nullable"] = True
         return out
     out = {k: v for k, v in node.items() if k in _KEEP}
     if out.get("default") is None:
@@ -81,28 +100,39 @@ def _openapi(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     if node.get("type") == "object" or "properties" in node:
         out["type"] = "object"
         if "properties" in node:
-            out["properties"] = {k: _openapi(v, defs) for k, v in node["properties"].items()}
+            out["properties"] = {k: _openapi(v, defs, spec)
+                                 for k, v in node["properties"].items()}
             for name, prop in out["properties"].items():
-                # An optional sub-object that is not nullable always exists, so its own
+                # An optional sub-object that is not Optional always exists, so its own
                 # defaults show in the stored object (and GitOps sees no drift).
                 if (prop.get("type") == "object" and "properties" in prop
+                        and not _optional(node["properties"][name])
                         and not prop.get("nullable") and name not in node.get("required", [])):
                     prop.setdefault("default", {})
         extra = node.get("additionalProperties")
         if isinstance(extra, dict) and extra:
-            out["additionalProperties"] = _openapi(extra, defs)
+            out["additionalProperties"] = _openapi(extra, defs, spec)
         elif extra is True or node.get("x-kubernetes-preserve-unknown-fields"):
             out["x-kubernetes-preserve-unknown-fields"] = True
         if "maxItems" in out and "additionalProperties" in out:
             out["maxProperties"] = out.pop("maxItems")
+        if spec and "additionalProperties" in out:
+            out.setdefault("maxProperties", DEFAULT_MAX_PROPERTIES)
+        if spec and "properties" in out and out.get("x-kubernetes-preserve-unknown-fields"):
+            # A closed object (models._closed) holds no key but its properties.
+            out.setdefault("maxProperties", len(out["properties"]))
     if node.get("type") == "array":
-        out["items"] = _openapi(node["items"], defs)
+        out["items"] = _openapi(node["items"], defs, spec)
+        if spec:
+            out.setdefault("maxItems", DEFAULT_MAX_ITEMS)
+    if spec and (node.get("type") == "string" or out.get("x-kubernetes-int-or-string")):
+        out.setdefault("maxLength", DEFAULT_MAX_LENGTH)
     return out
 
 
-def _schema(model: type[Any]) -> dict[str, Any]:
+def _schema(model: type[Any], spec: bool) -> dict[str, Any]:
     raw = model.model_json_schema(by_alias=True, mode="validation")
-    return _openapi(raw, raw.get("$defs", {}))
+    return _openapi(raw, raw.get("$defs", {}), spec)
 
 
 def _immutability_rule(spec: dict[str, Any]) -> dict[str, str]:
@@ -135,11 +165,11 @@ PRINTER_COLUMNS = [
 
 
 def crd() -> dict[str, Any]:
-    spec = _schema(TrainingJobSpec)
+    spec = _schema(TrainingJobSpec, spec=True)
     spec["description"] = ("What to train and on how many GPUs. Immutable once created, "
                            "except spec.stop.")
     spec.setdefault("x-kubernetes-validations", []).append(_immutability_rule(spec))
-    status = _schema(TrainingJobStatus)
+    status = _schema(TrainingJobStatus, spec=False)
     status["description"] = "Written by the operator only."
     return {
         "apiVersion": "apiextensions.k8s.io/v1",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from trainingjob_operator.text import printable
 from trainingjob_operator.vocabulary import MAIN_CONTAINER, SETUP_CONTAINER, Phase, Reason
 
 OUTPUT_LIMIT = 1024  # bytes of output kept in status.failure
@@ -77,6 +78,7 @@ class Diagnosis:
 
 def diagnose(container: str, output: str) -> Diagnosis | None:
     """The first row of TABLE for this container that the output matches, if any."""
+    output = printable(output, multiline=True)
     for row in TABLE:
         if row.container != container:
             continue
@@ -94,7 +96,7 @@ _RESTATED_EXIT = re.compile(r"^exit(?:ing|ed)? (?:with )?(?:code|status) \d+\W*$
 def last_meaningful_line(output: str) -> str:
     """The last line that says something: it has a letter, and it does not merely restate
     the exit code the status gives anyway."""
-    for line in reversed(output.splitlines()):
+    for line in reversed(printable(output, multiline=True).splitlines()):
         text = line.strip()
         if any(ch.isalpha() for ch in text) and not _RESTATED_EXIT.match(text):
             return _clip(text)
@@ -103,8 +105,9 @@ def last_meaningful_line(output: str) -> str:
 
 def tail(output: str, limit: int = OUTPUT_LIMIT) -> str:
     """The last lines of the output that fit in `limit` bytes (UTF-8), cut at a line
-    boundary; a single last line longer than that keeps its end."""
-    lines = output.rstrip("\n").splitlines()
+    boundary; a single last line longer than that keeps its end. Lines and tabs stay, every
+    other control character goes (text.printable): status.failure.output is shown as is."""
+    lines = printable(output, multiline=True).rstrip("\n").splitlines()
     kept: list[str] = []
     size = 0
     for line in reversed(lines):

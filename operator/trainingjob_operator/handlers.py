@@ -65,6 +65,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     informers = _informers(kube, controller, list(memo.get("namespaces") or []))
     for informer in informers:
         informer.watch_seconds = ours.watch_seconds
+        informer.page_size = ours.list_page_size
     controller.synced = [i.synced for i in informers]
     memo["tasks"] = [
         *(asyncio.create_task(i.run(), name=f"trainingjob-watch-{i.path}") for i in informers),

@@ -16,6 +16,8 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable, Iterator
 from typing import Any, Generic, TypeVar
 
+from kubernetes.aio.client.exceptions import ApiException
+
 from trainingjob_operator.kube import Rest
 from trainingjob_operator.pods import PodView, parse_pod
 
@@ -23,6 +25,9 @@ log = logging.getLogger(__name__)
 PODS = "/api/v1/pods"
 WATCH_SECONDS = 300
 RETRY_SECONDS = 1.0
+# Objects per page of a list (limit and continue, as client-go's reflector pages them): a
+# relist of many large jobs never holds the whole list response at once.
+PAGE_SIZE = 500
 Changed = Callable[[PodView], Awaitable[None]]
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -81,6 +86,7 @@ class ListWatch:
         self.path = path
         self.synced = asyncio.Event()
         self.watch_seconds = WATCH_SECONDS
+        self.page_size = PAGE_SIZE
 
     async def run(self) -> None:
         while True:
@@ -96,10 +102,37 @@ class ListWatch:
                 await asyncio.sleep(RETRY_SECONDS)
 
     async def _relist(self) -> str:
-        listed = await self.rest.request("GET", self.path)
-        await self.replace(listed.get("items") or [])
-        self.synced.set()
-        return str(listed["metadata"]["resourceVersion"])
+        """List in pages into the store; a continue token that expired (410, the server
+        compacted past the list's snapshot) starts the list again from scratch, as
+        client-go's pager does when it falls back to a full list."""
+        while True:
+            self.begin()
+            token: str | None = None
+            pages = count = 0
+            try:
+                while True:
+                    query: dict[str, str | int] = {"limit": self.page_size}
+                    if token:
+                        query["continue"] = token
+                    listed = await self.rest.request("GET", self.path, query=query)
+                    items = listed.get("items") or []
+                    pages, count = pages + 1, count + len(items)
+                    meta = listed.get("metadata") or {}
+                    await self.page(items)
+                    del listed, items  # this page's bodies go before the next is read
+                    token = meta.get("continue") or None
+                    if token is None:
+                        break
+            except ApiException as err:
+                if err.status != 410 or token is None:
+                    raise
+                log.info("list of %s: the continue token expired; listing again", self.path)
+                continue
+            await self.end()
+            self.synced.set()
+            if pages > 1:
+                log.info("listed %d objects of %s in %d pages", count, self.path, pages)
+            return str(meta["resourceVersion"])
 
     async def _watch(self, version: str) -> str | None:
         """Apply one watch's events; the version to go on from, None when a relist is due."""
@@ -116,6 +149,19 @@ class ListWatch:
 
     async def replace(self, items: list[dict[str, Any]]) -> None:
         """Make the store hold exactly `items`, reporting whatever changed meanwhile."""
+        self.begin()
+        await self.page(items)
+        await self.end()
+
+    def begin(self) -> None:
+        """A list starts: what its pages hold is collected until `end`."""
+        raise NotImplementedError
+
+    async def page(self, items: list[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+    async def end(self) -> None:
+        """The list is whole: what the store holds and the list did not is gone."""
         raise NotImplementedError
 
     async def apply(self, deleted: bool, obj: dict[str, Any]) -> None:
@@ -129,8 +175,14 @@ class PodInformer(ListWatch):
         self.changed = changed
         self.store = PodStore() if store is None else store
 
-    async def replace(self, items: list[dict[str, Any]]) -> None:
-        fresh = {p.uid: p for p in map(parse_pod, items)}
+    def begin(self) -> None:
+        self.fresh: dict[str, PodView] = {}
+
+    async def page(self, items: list[dict[str, Any]]) -> None:
+        self.fresh.update((p.uid, p) for p in map(parse_pod, items))
+
+    async def end(self) -> None:
+        fresh, self.fresh = self.fresh, {}
         gone = [old for uid, old in self.store.pods.items()
                 if uid not in fresh and _under(self.path, old.namespace)]
         moved = [p for uid, p in fresh.items() if self.store.pods.get(uid) != p]
@@ -183,15 +235,23 @@ class KeyedInformer(ListWatch, Generic[K, V]):
         self.key, self.parse, self.changed = key, parse, changed
         self.store: KeyedStore[K, V] = KeyedStore() if store is None else store
 
-    async def replace(self, items: list[dict[str, Any]]) -> None:
-        fresh = {self.key(obj): obj for obj in items}
-        gone = [k for k in self.store if k not in fresh and _owned(self.path, k)]
-        for k in gone:
-            self.store.drop(k)
-            await self.changed(k, None)
-        for k, obj in fresh.items():
+    def begin(self) -> None:
+        self.seen: set[K] = set()
+
+    async def page(self, items: list[dict[str, Any]]) -> None:
+        """Each page's changed objects are parsed and stored at once, so a page's bodies are
+        freed before the next one is read."""
+        for obj in items:
+            k = self.key(obj)
+            self.seen.add(k)
             if self.store.versions.get(k) != _version(obj):
                 await self.apply(False, obj)
+
+    async def end(self) -> None:
+        seen, self.seen = self.seen, set()
+        for k in [k for k in self.store if k not in seen and _owned(self.path, k)]:
+            self.store.drop(k)
+            await self.changed(k, None)
 
     async def apply(self, deleted: bool, obj: dict[str, Any]) -> None:
         k = self.key(obj)

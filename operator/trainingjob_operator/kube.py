@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, cast
 
 import aiohttp
@@ -54,6 +55,48 @@ class Created:
     ok: bool
     rejected: str | None = None  # the API's refusal (quota, admission, invalid), for people
     passing: bool = False  # a refusal to try again later, not to report
+    # Answered with an error that is neither the object's nor surely the cluster's (a 500, an
+    # unknown 4xx): tried again a bounded number of times (controller.CREATE_TRIES).
+    flaky: bool = False
+    taken: bool = False  # the name is held by an object this job does not own...
+    owner_uid: str | None = None  # ...whose controller is this uid (None: it has none)
+
+
+class Answer(StrEnum):
+    """What an API server's answer to a create means for the object (`answer`)."""
+
+    REJECTED = "rejected"  # the object's fault: end the job with the API's message
+    PASSING = "passing"    # the cluster's, and it passes: try again, without bound
+    FLAKY = "flaky"        # unclear: try again a few times, then end the job with it
+
+
+# How a too-large request is answered: etcd's own error, passed on by the API server as a
+# 500 (etcd-io/etcd api/v3rpc/rpctypes ErrRequestTooLarge, "etcdserver: request is too
+# large"), and the API server's 413 for a body over its limit (apiserver
+# pkg/endpoints/handlers/rest.go limitedReadBody: "Request entity too large: limit is 3145728").
+TOO_LARGE = ("request is too large", "request entity too large")
+# 500 answers that are the cluster's and pass: the API server not reaching etcd
+# (etcd-io/etcd rpctypes: "etcdserver: request timed out", "etcdserver: leader changed",
+# "etcdserver: no leader"; the apiserver's "Timeout: request did not complete within requested
+# timeout"). Whole phrases: a webhook's URL in a message says "timeout=10s" too. A 503 or 504
+# (the API server starting, or its own timeout) passes whatever it says.
+UNAVAILABLE = ("etcdserver: request timed out", "etcdserver: leader changed",
+               "etcdserver: no leader", "request did not complete within",
+               "unable to handle the request")
+
+
+def answer(status: int, message: str) -> Answer:
+    """Pure: what an error answer to a create (not 409) means. 400, 403 and 422 are the
+    object's (invalid, forbidden by admission or quota), as is anything too large; 429 (the
+    API's priority and fairness, with Retry-After) and a missing ServiceAccount pass."""
+    lowered = message.lower()
+    if passing(status, message) or status == 429:
+        return Answer.PASSING
+    if status in (400, 403, 413, 422) or any(t in lowered for t in TOO_LARGE):
+        return Answer.REJECTED
+    if status in (503, 504) or (status >= 500 and any(u in lowered for u in UNAVAILABLE)):
+        return Answer.PASSING
+    return Answer.FLAKY
 
 
 def passing(status: int, reason: str) -> bool:
@@ -67,8 +110,34 @@ def _reason(err: ApiException) -> str:
         return str(err.reason)
 
 
+def _controller(body: dict[str, Any]) -> dict[str, Any]:
+    refs = (body.get("metadata") or {}).get("ownerReferences") or []
+    return next((r for r in refs if isinstance(r, dict) and r.get("controller")), {})
+
+
+def _same_owner_name(found: dict[str, Any], manifest: dict[str, Any]) -> bool:
+    """Owned by an earlier object of the same kind and name (gone: a name is unique in a
+    namespace), which the garbage collector deletes it for."""
+    theirs, ours = _controller(found), _controller(manifest)
+    return bool(theirs) and all(theirs.get(k) == ours.get(k)
+                                for k in ("apiVersion", "kind", "name"))
+
+
+def _controller_uid(manifest: dict[str, Any]) -> str | None:
+    refs = (manifest.get("metadata") or {}).get("ownerReferences") or []
+    return next((str(r.get("uid")) for r in refs if isinstance(r, dict) and r.get("controller")),
+                None)
+
+
 class NotLeaderError(RuntimeError):
     """A write was attempted by a replica that does not hold the leader lease."""
+
+
+class StatusRefusedError(RuntimeError):
+    """A status write refused as invalid (422). The status is the operator's own, so what
+    the API server cannot validate is the stored object: one kept from before a schema
+    change makes the CRD's rules fail on its spec (CEL transition rules are not ratcheted,
+    KEP-4008), and no retry changes that."""
 
 
 class PassingRefusalError(RuntimeError):
@@ -261,23 +330,45 @@ class Kube:
         except ApiException as err:
             if err.status in (404, 409):
                 return None
+            if err.status == 422:
+                raise StatusRefusedError(_reason(err)) from err
             raise
         return str(result["metadata"]["resourceVersion"])
 
     async def create(self, manifest: dict[str, Any]) -> Created:
-        """Create a pod or service; an existing one with that name counts as created."""
+        """Create a pod or service. One that exists already under that name counts as created
+        only if its controller ownerReference is this object's owner (the job's uid): the
+        one GET is made on a conflict only, never in steady state."""
         plural = "pods" if manifest["kind"] == "Pod" else "services"
+        meta = manifest["metadata"]
+        path = _namespaced(meta["namespace"], plural)
         try:
-            await self._write("POST", _namespaced(manifest["metadata"]["namespace"], plural),
-                              manifest)
+            await self._write("POST", path, manifest)
         except ApiException as err:
             if err.status == 409:
-                return Created(True)
-            if err.status in (400, 403, 422):
-                reason = _reason(err)
-                return Created(False, reason, passing(err.status, reason))
-            raise
+                return await self._existing(manifest, path + "/" + meta["name"])
+            reason = _reason(err)
+            kind = answer(int(err.status or 0), reason)
+            return Created(False, reason, passing=kind is Answer.PASSING,
+                           flaky=kind is Answer.FLAKY)
         return Created(True)
+
+    async def _existing(self, manifest: dict[str, Any], path: str) -> Created:
+        """A create answered "already exists": ours (an earlier create of this job), or a
+        squatter's."""
+        found = await self._read(path)
+        if found is None:  # deleted meanwhile: the next try creates it
+            return Created(False, "it was deleted while being created", passing=True)
+        meta = manifest["metadata"]
+        if _controller_uid(found) == _controller_uid(manifest):
+            return Created(True)
+        if (found.get("metadata") or {}).get("deletionTimestamp") or _same_owner_name(
+                found, manifest):  # a job deleted and created again: its objects are going
+            return Created(False, f"{manifest['kind']} {meta['name']} of an earlier "
+                           "TrainingJob of this name is still being deleted", passing=True)
+        owner = _controller_uid(found)
+        return Created(False, f"{manifest['kind']} {meta['name']} exists, not this job's",
+                       taken=True, owner_uid=owner or None)
 
     async def delete_trainingjob(self, meta: ObjectMeta, resource_version: str) -> None:
         """Delete a finished job as the TTL-after-finished controller of batch/v1 Jobs does:

@@ -34,14 +34,17 @@ from trainingjob_operator.pods import PodView
 from trainingjob_operator.results import parse_result
 from trainingjob_operator.settings import Settings
 from trainingjob_operator.status import counted, counts, transition, unreadable_status, with_counts
+from trainingjob_operator.text import printable
 from trainingjob_operator.timeutil import parse_time
 from trainingjob_operator.validation import invalid_spec
 from trainingjob_operator.vocabulary import (
+    ADMITTED,
     FAILED_PHASES,
     TERMINAL,
     EventType,
     Phase,
     Reason,
+    service_name,
 )
 from trainingjob_operator.waiting import queued_message
 from trainingjob_operator.workers import (
@@ -53,6 +56,9 @@ from trainingjob_operator.workers import (
     failure,
     grace_deadline,
     lost_worker,
+    owned,
+    squatter,
+    worker_name_taken,
 )
 
 EDGES: frozenset[tuple[Phase | None, Phase]] = frozenset({
@@ -80,8 +86,10 @@ QUIET = frozenset({Reason.WAITING_FOR_CAPACITY, Reason.QUEUED_BEHIND_HIGHER_PRIO
 
 def _moved(job: TrainingJob, phase: Phase, reason: Reason, message: str, now: datetime,
            settings: Settings, actions: Sequence[Action] = (), **changes: object) -> Decision:
-    """A transition: the new status, its Event, and the actions that go with it."""
+    """A transition: the new status, its Event, and the actions that go with it. The
+    message may quote what workers, tenants or the API server wrote: it is made printable."""
     assert (job.status.phase, phase) in EDGES, f"no edge {job.status.phase} -> {phase}"
+    message = printable(message)
     kind = EventType.WARNING if phase in FAILED_PHASES or reason is Reason.WORKER_LOST \
         else EventType.NORMAL
     events = () if reason in QUIET else (Event(kind, reason, message),)
@@ -104,9 +112,11 @@ def _earliest(*times: datetime | None) -> datetime | None:
 def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime, settings: Settings,
            nodes: Snapshot | None = None) -> Decision:
     """`nodes`: the job's nodes (nodes.job_nodes) as the shell sees them; without it node
-    loss is not judged."""
+    loss is not judged. `pods`: those under the job's key (its label); only the ones it owns
+    are its workers, and the others never count, nor are they stopped or deleted."""
     spec, status = job.spec, job.status
     grace = spec.termination_grace_period_seconds
+    everyone, pods = pods, [p for p in pods if owned(job, p)]
     current = [p for p in pods if p.attempt == status.attempt]
     stale = [p for p in pods if p.attempt != status.attempt]
     by_index = {p.index: p for p in current if p.index is not None and 0 <= p.index < spec.workers}
@@ -121,7 +131,7 @@ def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime, settings: S
         if spec.stop:
             return _moved(job, Phase.STOPPED, Reason.STOPPED_BY_USER,
                           "stopped before it was queued", now, settings)
-        problem = invalid_spec(job)
+        problem = invalid_spec(job, settings)
         if problem:
             return _moved(job, Phase.DEPLOY_FAILED, Reason.INVALID_SPEC, problem, now, settings)
         # A new job's first status comes from the queue (`admit` or `queued`), in one write
@@ -134,6 +144,10 @@ def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime, settings: S
                       f"stopped by the user; workers get SIGTERM and {grace}s to exit",
                       now, settings, [*stops(current, grace, lost), *cleanup],
                       reservation=None, queue=None)
+    taken = squatter(job, everyone) if phase in ADMITTED else None
+    if taken is not None:  # that worker cannot be made, nor be trusted
+        return _end(job, worker_name_taken(job, "Pod", taken.name, taken.owner_uid),
+                    current, stale, now, settings, lost, counts(job, workers))
     if phase is Phase.PENDING:
         return _pending(job, cleanup, now, settings)
     if phase is Phase.CREATED:
@@ -199,9 +213,9 @@ def _completed(job: TrainingJob, workers: Sequence[Worker], tally: WorkerCounts,
     if not problem:
         return done
     ignored = Event(EventType.WARNING, Reason.RESULT_IGNORED,
-                    f"worker 0's result was ignored in part or whole: {problem}; write one "
-                    'JSON object such as {"model": "...", "metrics": {"loss": 0.1}} to '
-                    "/dev/termination-log")
+                    f"worker 0's result was ignored in part or whole: {printable(problem)}; "
+                    'write one JSON object such as {"model": "...", "metrics": {"loss": 0.1}} '
+                    "to /dev/termination-log")
     return replace(done, events=(*done.events, ignored))
 
 
@@ -291,9 +305,10 @@ def _end(job: TrainingJob, verdict: Verdict, current: Sequence[PodView],
                   failure=verdict.failure, **({} if tally is None else counted(tally)))
 
 
-def new_in_queue(job: TrainingJob) -> bool:
+def new_in_queue(job: TrainingJob, settings: Settings) -> bool:
     """A job the queue takes up as it is: no status yet, a spec that can run, not stopped."""
-    return job.status.phase is None and not job.spec.stop and invalid_spec(job) is None
+    return (job.status.phase is None and not job.spec.stop
+            and invalid_spec(job, settings) is None)
 
 
 def queued(job: TrainingJob, reason: Reason, message: str, queue: QueueInfo, now: datetime,
@@ -336,20 +351,77 @@ def pod_rejected(job: TrainingJob, worker: int, error: str, now: datetime,
                  settings: Settings) -> Decision:
     """The API refused a worker pod; a Pod Security refusal says which fields answer it (the
     containers are the operator's, so their securityContext comes from spec.securityContext)."""
-    fix = ("the namespace's Pod Security level refuses it: remove what it names from "
-           "spec.template, and set spec.securityContext (every container) and "
-           "spec.template.spec.securityContext (the pod) as it asks"
-           if POD_SECURITY_REFUSAL in error else "fix the quota, policy or spec field it names")
+    if POD_SECURITY_REFUSAL in error:
+        fix = ("the namespace's Pod Security level refuses it: remove what it names from "
+               "spec.template, and set spec.securityContext (every container) and "
+               "spec.template.spec.securityContext (the pod) as it asks")
+    elif TOO_LARGE in error.lower():
+        fix = ("the pod is larger than the API server stores (spec.env is copied into the "
+               "setup and the training container): make spec.env, spec.args and "
+               "spec.template smaller, and create the TrainingJob again")
+    else:
+        fix = "fix the quota, policy or spec field it names"
     return _moved(job, Phase.DEPLOY_FAILED, Reason.POD_REJECTED,
                   f"the API server rejected worker {worker}'s pod: {error}; {fix}", now,
                   settings, reservation=None)
 
 
-def unreadable(job: Unreadable, now: datetime) -> Decision:
-    """An object the models cannot read ends in DeployFailed/InvalidSpec, once, instead of
-    crashing the operator."""
-    if job.phase:
+TOO_LARGE = "too large"  # how the API server and etcd word a refusal of a too-large object
+
+
+def service_rejected(job: TrainingJob, error: str, now: datetime,
+                     settings: Settings) -> Decision:
+    """The API refused the gang's headless Service: without it no worker finds worker 0."""
+    return _moved(job, Phase.DEPLOY_FAILED, Reason.SERVICE_REJECTED,
+                  f"the API server rejected the workers' Service "
+                  f"{service_name(job.metadata.name)}: {error}; fix the namespace's quota "
+                  "(services) or the policy it names, and create the TrainingJob again",
+                  now, settings, reservation=None)
+
+
+def name_taken(job: TrainingJob, kind: str, name: str, owner_uid: str | None, now: datetime,
+               settings: Settings) -> Decision:
+    """A create answered AlreadyExists by an object the job does not own (kube.create read
+    it): nothing it does may count as the job's."""
+    verdict = worker_name_taken(job, kind, name, owner_uid)
+    return _moved(job, verdict.phase, verdict.reason, verdict.message, now, settings,
+                  reservation=None)
+
+
+def unusable(job: TrainingJob, pods: Sequence[PodView], problem: str, now: datetime,
+             settings: Settings) -> Decision:
+    """The operator could not decide, place or render this job from what it holds (a shape
+    the models let through, stored before a schema change): it ends, releasing its GPUs and
+    stopping its workers, instead of failing every pass. A finished job stays as it is."""
+    phase = job.status.phase
+    if phase is not None and phase.terminal:
         return Decision()
-    status = unreadable_status(job.problems, now, job.metadata.generation)
-    return Decision(status, events=(Event(EventType.WARNING, Reason.INVALID_SPEC,
-                                          str(status.message)),))
+    pods = [p for p in pods if owned(job, p)]
+    current = [p for p in pods if p.attempt == job.status.attempt]
+    stale = [p for p in pods if p.attempt != job.status.attempt]
+    grace = job.spec.termination_grace_period_seconds
+    return _moved(job, Phase.FAILED if phase is Phase.RUNNING else Phase.DEPLOY_FAILED,
+                  Reason.INVALID_SPEC, problem, now, settings,
+                  [*stops(current, grace), *deletes(stale, grace)], reservation=None, queue=None)
+
+
+# An unreadable job's pods go with this grace (the spec that would say is what cannot be
+# read): the API's own default terminationGracePeriodSeconds.
+UNREADABLE_GRACE_SECONDS = 30
+
+
+def unreadable(job: Unreadable, pods: Sequence[PodView], now: datetime) -> Decision:
+    """An object the models cannot read ends in DeployFailed/InvalidSpec (Failed if it was
+    Running), once, instead of crashing the operator; an active one had pods and GPUs, and
+    its pods are deleted, so it holds neither. A finished one stays as it is (only a pod
+    still running, which a finished job never has, is deleted)."""
+    was = Phase(job.phase) if job.phase in {p.value for p in Phase} else None
+    pods = [p for p in pods if p.owner_uid == job.metadata.uid]  # never a squatter's
+    if job.phase and (was is None or was.terminal):
+        left = [p for p in pods if not p.finished]
+        return Decision(actions=tuple(deletes(left, UNREADABLE_GRACE_SECONDS)))
+    status = unreadable_status(job.problems, now, job.metadata.generation,
+                               Phase.FAILED if was is Phase.RUNNING else Phase.DEPLOY_FAILED)
+    return Decision(status, tuple(deletes(pods, UNREADABLE_GRACE_SECONDS)),
+                    events=(Event(EventType.WARNING, Reason.INVALID_SPEC,
+                                  str(status.message)),), releases=True)

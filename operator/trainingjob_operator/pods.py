@@ -1,7 +1,9 @@
 """The slice of a Pod the operator reads, parsed once at the watch boundary.
 
 Indexes keep these instead of whole pod bodies: for 10,000 jobs the difference is
-gigabytes of memory.
+gigabytes of memory. Text in them (reasons, messages, a terminated container's output) is
+made printable here (text.printable): whoever runs or edits a pod writes it, and the
+operator copies it into status messages and Events.
 """
 
 from __future__ import annotations
@@ -11,7 +13,14 @@ from typing import Any
 from pydantic import Field
 
 from trainingjob_operator.models import Model
-from trainingjob_operator.vocabulary import ATTEMPT_LABEL, INDEX_LABEL, JOB_LABEL
+from trainingjob_operator.text import printable
+from trainingjob_operator.vocabulary import (
+    ATTEMPT_LABEL,
+    GROUP,
+    INDEX_LABEL,
+    JOB_LABEL,
+    KIND,
+)
 
 
 class ContainerView(Model):
@@ -34,7 +43,12 @@ class PodView(Model):
     name: str
     namespace: str
     uid: str
-    job: str | None = None
+    job: str | None = None  # the job-name label: which job it says it is a worker of
+    # Its controller ownerReference: the uid, and the name when the controller is a
+    # TrainingJob. Labels anyone who may create pods can set; only the operator makes pods
+    # whose controller is the job (workers.owned).
+    owner_uid: str | None = None
+    owner_job: str | None = None
     index: int | None = None
     attempt: int | None = None
     node_name: str | None = None
@@ -73,14 +87,27 @@ class PodView(Model):
         return bool(self.containers) and all(c.state == "terminated" for c in self.containers)
 
 
+def _text(value: Any, multiline: bool = False) -> str | None:
+    return printable(str(value), multiline) if value is not None else None
+
+
 def _container(status: dict[str, Any]) -> ContainerView:
     state_map = status.get("state") or {}
     kind = next((k for k in ("terminated", "running", "waiting") if state_map.get(k) is not None),
                 None)
     detail = state_map.get(kind) or {} if kind else {}
-    return ContainerView(name=status.get("name", ""), state=kind, reason=detail.get("reason"),
-                         message=detail.get("message"), exit_code=detail.get("exitCode"),
-                         ready=bool(status.get("ready")))
+    # A terminated container's message is its termination message or the tail of its
+    # output (FallbackToLogsOnError): lines. Any other is the kubelet's one line.
+    return ContainerView(name=status.get("name", ""), state=kind,
+                         reason=_text(detail.get("reason")),
+                         message=_text(detail.get("message"), kind == "terminated"),
+                         exit_code=detail.get("exitCode"), ready=bool(status.get("ready")))
+
+
+def _controller(meta: dict[str, Any]) -> dict[str, Any]:
+    """The ownerReference with controller: true (at most one, as the API server checks)."""
+    return next((r for r in meta.get("ownerReferences") or []
+                 if isinstance(r, dict) and r.get("controller")), {})
 
 
 def _int(value: str | None) -> int | None:
@@ -123,16 +150,21 @@ def parse_pod(body: dict[str, Any]) -> PodView:
     meta, spec = body.get("metadata") or {}, body.get("spec") or {}
     status = body.get("status") or {}
     labels = meta.get("labels") or {}
+    owner = _controller(meta)
+    is_job = (owner.get("kind") == KIND
+              and str(owner.get("apiVersion", "")).startswith(f"{GROUP}/"))
     return PodView(
         name=meta.get("name", ""), namespace=meta.get("namespace", ""), uid=meta.get("uid", ""),
-        job=labels.get(JOB_LABEL), index=_int(labels.get(INDEX_LABEL)),
+        job=labels.get(JOB_LABEL), owner_uid=owner.get("uid"),
+        owner_job=owner.get("name") if is_job else None, index=_int(labels.get(INDEX_LABEL)),
         attempt=_int(labels.get(ATTEMPT_LABEL)), node_name=spec.get("nodeName"),
         active_deadline_seconds=spec.get("activeDeadlineSeconds"),
-        phase=status.get("phase") or "Pending", reason=status.get("reason"),
-        message=status.get("message"), creation_timestamp=meta.get("creationTimestamp"),
+        phase=status.get("phase") or "Pending", reason=_text(status.get("reason")),
+        message=_text(status.get("message")), creation_timestamp=meta.get("creationTimestamp"),
         deletion_timestamp=meta.get("deletionTimestamp"), start_time=status.get("startTime"),
         conditions=tuple(ConditionView(type=c.get("type", ""), status=c.get("status", ""),
-                                       reason=c.get("reason"), message=c.get("message"))
+                                       reason=_text(c.get("reason")),
+                                       message=_text(c.get("message")))
                          for c in status.get("conditions") or []),
         init_containers=tuple(_container(c) for c in status.get("initContainerStatuses") or []),
         containers=tuple(_container(c) for c in status.get("containerStatuses") or []),

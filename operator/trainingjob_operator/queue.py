@@ -14,7 +14,7 @@ even when empty; or too big for the nodes ready now) holds nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from trainingjob_operator.capacity import place
@@ -38,11 +38,16 @@ class Candidate:
     waiting_since: datetime | None = None  # when this attempt entered Pending
 
 
-def candidate(key: Key, job: TrainingJob) -> Candidate:
+def candidate(key: Key, job: TrainingJob,
+              node_set: Mapping[str, str] | None = None) -> Candidate:
+    """`node_set`: the operator's worker_node_selector, which every worker pod carries (a
+    job whose template says otherwise for one of its keys is an InvalidSpec)."""
     spec = job.spec
+    placement = Placement.of(spec.template.spec.dump() if spec.template else {})
+    if node_set:
+        placement = replace(placement, node_selector={**placement.node_selector, **node_set})
     return Candidate(key, spec.priority, job.metadata.creation_timestamp or "", spec.workers,
-                     spec.gpus_per_worker, spec.gpu_resource,
-                     Placement.of(spec.template.spec if spec.template else {}),
+                     spec.gpus_per_worker, spec.gpu_resource, placement,
                      parse_time(job.status.phase_time))
 
 

@@ -2,9 +2,10 @@
 
 Each worker is one pod, restartPolicy Never, named <job>-worker-<i> with the job's Service as
 its subdomain, so every worker has a DNS name before it is ready (rendezvous). The pod gets
-RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT, a GPU limit, and is pinned to the node its
-reservation names; the user's template adds pod-level fields, never the ones listed in
-OWNED_POD_FIELDS, and spec.securityContext is every container's. The pod is always in the job's
+RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT, a GPU limit, the operator's node set
+(worker_node_selector) in its nodeSelector, and is pinned to the node its reservation names;
+the user's template adds pod-level fields, never the ones listed in OWNED_POD_FIELDS, and
+spec.securityContext is every container's. The pod is always in the job's
 namespace: Pod Security Admission and the quota of that namespace judge it.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from trainingjob_operator.models import OWNED_POD_FIELDS as _OWNED
 from trainingjob_operator.models import TrainingJob
 from trainingjob_operator.settings import Settings
 from trainingjob_operator.vocabulary import (
@@ -38,8 +40,7 @@ from trainingjob_operator.vocabulary import (
 TERMINATION_MESSAGE_POLICY = "FallbackToLogsOnError"
 # A job of one worker meets only itself: the rendezvous store is in its own pod.
 SOLO_MASTER_ADDR = "127.0.0.1"
-OWNED_POD_FIELDS = ("containers", "initContainers", "restartPolicy", "hostname", "subdomain",
-                    "terminationGracePeriodSeconds", "nodeName", "activeDeadlineSeconds")
+OWNED_POD_FIELDS = tuple(_OWNED)  # the schema refuses them in a template (models.py)
 
 
 def owner_reference(job: TrainingJob) -> dict[str, Any]:
@@ -94,7 +95,7 @@ def _pin(spec: dict[str, Any], node: str) -> None:
 
 def _mounts(job: TrainingJob) -> list[Any]:
     """The user's volume mounts, and the output volume's."""
-    mounts: list[Any] = list(job.spec.volume_mounts or [])
+    mounts: list[Any] = [m.dump() for m in job.spec.volume_mounts or []]
     if job.spec.output is not None:
         mounts.append({"name": OUTPUT_VOLUME, "mountPath": job.spec.output.path})
     return mounts
@@ -119,19 +120,25 @@ def worker_pod(job: TrainingJob, index: int, node: str | None,
     if resources:
         container["resources"] = resources
     if spec.security_context:
-        container["securityContext"] = copy.deepcopy(spec.security_context)
-    pod_spec: dict[str, Any] = copy.deepcopy(template.spec) if template else {}
+        container["securityContext"] = spec.security_context.dump()
+    pod_spec: dict[str, Any] = template.spec.dump() if template else {}  # a fresh dict
     for field in OWNED_POD_FIELDS:
         pod_spec.pop(field, None)
     name = pod_name(job.metadata.name, index)
     if spec.output is not None:
-        volume = {k: v for k, v in spec.output.volume.items() if k != "name"}
+        volume = spec.output.volume.dump()
         pod_spec["volumes"] = [*pod_spec.get("volumes", []), {"name": OUTPUT_VOLUME, **volume}]
     pod_spec.update({
         "restartPolicy": "Never", "hostname": name,
         "terminationGracePeriodSeconds": spec.termination_grace_period_seconds,
         "containers": [container],
     })
+    if settings.worker_node_selector:
+        # The configured node set. The scheduler ANDs nodeSelector with required node
+        # affinity (both must hold), so no template affinity can place a worker outside it:
+        # https://kubernetes.io/docs/concepts/scheduling-eviction/assign-pod-node/#node-affinity
+        pod_spec["nodeSelector"] = {**(pod_spec.get("nodeSelector") or {}),
+                                    **settings.worker_node_selector}
     if spec.workers > 1:  # worker 0's DNS name comes from the headless Service
         pod_spec["subdomain"] = service_name(job.metadata.name)
     if spec.setup is not None:
@@ -144,7 +151,7 @@ def worker_pod(job: TrainingJob, index: int, node: str | None,
         if mounts:
             setup["volumeMounts"] = mounts
         if spec.security_context:
-            setup["securityContext"] = copy.deepcopy(spec.security_context)
+            setup["securityContext"] = spec.security_context.dump()
         pod_spec["initContainers"] = [setup]
     if node:
         _pin(pod_spec, node)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass, fields
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 
-from trainingjob_operator.vocabulary import COMPONENT
+from trainingjob_operator.vocabulary import COMPONENT, DEFAULT_ACCELERATORS
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,18 @@ class Settings:
     log_format: str = "plain"  # or "json": one JSON object per line
     # How long one watch request lasts before it is renewed from its last resourceVersion.
     watch_seconds: int = 300
+    # Objects per page when a watch lists again (limit/continue): a relist of many large
+    # TrainingJobs never holds the whole list in memory at once.
+    list_page_size: int = 500
+    # Extended resources that are accelerators: a job gets one only through spec.gpusPerWorker
+    # and spec.gpuResource, which the queue counts, never through spec.resources. A trailing *
+    # matches any suffix (nvidia.com/mig-* for every MIG profile).
+    accelerators: tuple[str, ...] = DEFAULT_ACCELERATORS
+    # A CPU-only job (gpusPerWorker 0) skips the GPU queue, so its gang has this bound.
+    cpu_only_max_workers: int = 16
+    # The configured node set: merged into every worker's nodeSelector, and the queue places
+    # workers only on nodes with these labels.
+    worker_node_selector: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -65,6 +80,12 @@ class Settings:
             values["lease_namespace"] = env["POD_NAMESPACE"]
         if values.get("log_format", "plain") not in ("plain", "json"):
             raise ValueError(f"TRAININGJOB_LOG_FORMAT={values['log_format']!r}: use plain or json")
+        if int(str(values.get("list_page_size", 1))) < 1:
+            raise ValueError(f"TRAININGJOB_LIST_PAGE_SIZE={values['list_page_size']}: use 1 "
+                             "or more")
+        if int(str(values.get("cpu_only_max_workers", 0))) < 0:
+            raise ValueError(f"TRAININGJOB_CPU_ONLY_MAX_WORKERS={values['cpu_only_max_workers']}: "
+                             "use 0 (no CPU-only jobs) or more")
         return cls(**values)  # type: ignore[arg-type]
 
 
@@ -78,9 +99,70 @@ def _parse(name: str, raw: str, kind: str) -> object:
             return int(raw)
         if kind == "float":
             return float(raw)
+        if kind == "tuple[str, ...]":
+            return _resource_names(name, raw)
+        if kind == "Mapping[str, str]":
+            return _labels(name, raw)
         return raw
+    except _BadSettingError:
+        raise
     except ValueError:
         raise ValueError(f"{name}={raw!r} is not a valid {kind}") from None
+
+
+def _resource_names(name: str, raw: str) -> tuple[str, ...]:
+    """A JSON list or a comma-separated list of extended resource names (with a /)."""
+    if raw.strip().startswith("["):
+        try:
+            items = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise _bad(name, raw, f"not a JSON list ({e.msg})") from None
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise _bad(name, raw, "a JSON list must hold strings only")
+    else:
+        items = raw.split(",")
+    names = tuple(i.strip() for i in items if i.strip())
+    for n in names:
+        if "/" not in n or "*" in n[:-1]:
+            raise _bad(name, raw, f"{n!r} is not an extended resource name such as "
+                       "amd.com/gpu (a * may only end it, as in nvidia.com/mig-*)")
+    return names
+
+
+def _labels(name: str, raw: str) -> dict[str, str]:
+    """A JSON object of label keys to label values; empty means none."""
+    if not raw.strip():
+        return {}
+    try:
+        labels = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise _bad(name, raw, f"not a JSON object ({e.msg})") from None
+    if not isinstance(labels, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise _bad(name, raw, 'use a JSON object of label keys to string values, such as '
+                   '{"pool": "training"}')
+    for k, v in labels.items():
+        if not _LABEL_KEY.fullmatch(k) or len(k.rpartition("/")[2]) > 63:
+            raise _bad(name, raw, f"{k!r} is not a label key (such as pool or "
+                       "example.com/pool)")
+        if not _LABEL_VALUE.fullmatch(v) or len(v) > 63:
+            raise _bad(name, raw, f"the value of {k!r} is not a label value: at most 63 "
+                       "letters, digits, '-', '_' and '.', starting and ending with one of the "
+                       "first two")
+    return labels
+
+
+_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
+_LABEL_KEY = re.compile(rf"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?{_NAME}")
+_LABEL_VALUE = re.compile(rf"({_NAME})?")
+
+
+class _BadSettingError(ValueError):
+    """Already names the variable and what is wrong: `_parse` passes it on as it is."""
+
+
+def _bad(name: str, raw: str, why: str) -> _BadSettingError:
+    return _BadSettingError(f"{name}={raw!r}: {why}")
 
 
 # The chart's value for each endpoint setting, for error messages.

@@ -15,6 +15,7 @@ from trainingjob_operator.models import (
     WorkerCounts,
 )
 from trainingjob_operator.settings import Settings
+from trainingjob_operator.text import printable
 from trainingjob_operator.timeutil import format_time
 from trainingjob_operator.vocabulary import (
     ADMITTED,
@@ -76,8 +77,10 @@ def with_counts(status: TrainingJobStatus, c: WorkerCounts) -> TrainingJobStatus
 
 def transition(job: TrainingJob, phase: Phase, reason: Reason, message: str, now: datetime,
                settings: Settings, **changes: object) -> TrainingJobStatus:
-    """The status after moving to `phase`: history, conditions and times follow."""
+    """The status after moving to `phase`: history, conditions and times follow. The
+    message is made printable (it may quote a worker, a tenant or the API server)."""
     old = job.status
+    message = printable(message)
     stamp = format_time(now)
     attempt = changes.get("attempt", old.attempt)
     history = [*old.history, HistoryEntry(phase=phase, reason=reason, message=message,
@@ -105,13 +108,15 @@ def transition(job: TrainingJob, phase: Phase, reason: Reason, message: str, now
     return status
 
 
-def unreadable_status(problems: str, now: datetime, generation: int) -> TrainingJobStatus:
+def unreadable_status(problems: str, now: datetime, generation: int,
+                      phase: Phase = Phase.DEPLOY_FAILED) -> TrainingJobStatus:
     """The status of a job the models cannot parse (there is no model to build on). It
-    carries the same conditions as any DeployFailed job, so kstatus reads it as Failed."""
-    message = f"the spec cannot be read: {problems}; fix the fields named and create the " \
-              "TrainingJob again"
+    carries the same conditions as any DeployFailed (or Failed, if it ran) job, so kstatus
+    reads it as Failed."""
+    message = f"the spec cannot be read: {printable(problems)}; fix the fields named and " \
+              "create the TrainingJob again"
     stamp = format_time(now)
-    phase, reason = Phase.DEPLOY_FAILED, Reason.INVALID_SPEC
+    reason = Reason.INVALID_SPEC
     return TrainingJobStatus(
         phase=phase, reason=reason, message=message, phase_time=stamp, completion_time=stamp,
         observed_generation=generation,

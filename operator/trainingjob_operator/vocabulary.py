@@ -69,6 +69,9 @@ class Reason(StrEnum):
     DEPLOY_TIMEOUT = "DeployTimeout"
     UNSCHEDULABLE = "Unschedulable"
     POD_REJECTED = "PodRejected"
+    SERVICE_REJECTED = "ServiceRejected"  # the gang's headless Service was refused
+    # A pod with a worker's name exists that this job does not own (ownerReference uid).
+    WORKER_NAME_TAKEN = "WorkerNameTaken"
     SETUP_FAILED = "SetupFailed"
     DEPENDENCIES_FAILED = "DependenciesFailed"  # the setup's pip could not resolve them
     INVALID_IMAGE_NAME = "InvalidImageName"
@@ -118,6 +121,14 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": COMPONENT}
 MAIN_CONTAINER = "trainer"
 SETUP_CONTAINER = "setup"
 DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
+# Extended resources that are accelerators: whatever spec.gpuResource says, a job that asks
+# for one of these goes through the queue (a trailing * matches any suffix: MIG profiles).
+DEFAULT_ACCELERATORS = ("nvidia.com/gpu", "nvidia.com/mig-*", "amd.com/gpu", "gpu.intel.com/*")
+# Env names that choose which devices a container sees (NVIDIA's and AMD's container
+# runtimes read them): set by the device plugin, never by a job.
+RESERVED_GPU_ENV = ("NVIDIA_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES",
+                    "NVIDIA_MIG_CONFIG_DEVICES", "NVIDIA_MIG_MONITOR_DEVICES",
+                    "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL")
 
 
 OUTPUT_VOLUME = "output"  # the volume spec.output mounts in every worker

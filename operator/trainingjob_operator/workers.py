@@ -7,6 +7,10 @@ Failed/Error, or OOMKilled; a worker lost to the infrastructure (evicted, disrup
 gone) restarts the whole gang until spec.retries.limit is used up, then Failed/WorkerLost.
 The verdicts carry messages a person can act on: which worker, which container, the exit
 code and signal, and what to change.
+
+A pod is a worker only if the job owns it: its controller ownerReference has the job's uid
+(`owned`). Pods are found by the job-name label, which anyone who may create pods in the
+namespace can set; a pod that squats a worker's name ends the job (`name_taken`).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from trainingjob_operator.models import FailureRecord, TrainingJob
 from trainingjob_operator.pods import ContainerView, PodView
 from trainingjob_operator.settings import Settings
 from trainingjob_operator.timeutil import parse_time
-from trainingjob_operator.vocabulary import MAIN_CONTAINER, Phase, Reason
+from trainingjob_operator.vocabulary import MAIN_CONTAINER, Phase, Reason, pod_name
 
 
 class WorkerState(StrEnum):
@@ -52,6 +56,40 @@ CONFIG_ERRORS = frozenset({"CreateContainerConfigError", "CreateContainerError"}
 BAD_IMAGE_NAME = "InvalidImageName"
 OUT_OF_MEMORY = "OOMKilled"
 WAITING_ERRORS = IMAGE_PULL | CONFIG_ERRORS | {BAD_IMAGE_NAME}
+
+
+def owned(job: TrainingJob, pod: PodView) -> bool:
+    """The job's own pod: its controller ownerReference is the job's uid, as render sets it
+    on every pod the operator makes (a uid is never reused, so a pod of an earlier job of
+    the same name is not this one's)."""
+    return bool(job.metadata.uid) and pod.owner_uid == job.metadata.uid
+
+
+def squatter(job: TrainingJob, pods: Sequence[PodView]) -> PodView | None:
+    """A pod not the job's that holds one of its workers' names, so the worker cannot be
+    made. One whose controller is an earlier TrainingJob of this name (deleted, and created
+    again) is not one: the garbage collector deletes it, since that owner is gone."""
+    names = {pod_name(job.metadata.name, i) for i in range(job.spec.workers)}
+    return next((p for p in sorted(pods, key=lambda p: p.name)
+                 if p.name in names and p.owner_uid != job.metadata.uid
+                 and p.owner_job != job.metadata.name), None)
+
+
+def worker_name_taken(job: TrainingJob, kind: str, name: str,
+                      owner_uid: str | None) -> Verdict:
+    """A pod (or the gang's Service, `kind`) named as the job needs exists and is not the
+    job's; whatever it does is not the job's. The one wording of WorkerNameTaken, for the
+    decision (a squatter in the pod index) and for a create answered AlreadyExists."""
+    ns = job.metadata.namespace
+    whose = f"uid {owner_uid}" if owner_uid else "none"
+    return Verdict(
+        Phase.FAILED if job.status.phase is Phase.RUNNING else Phase.DEPLOY_FAILED,
+        Reason.WORKER_NAME_TAKEN,
+        f"a {kind} named {name} already exists in namespace {ns} and is not this job's (its "
+        f"controller is {whose}, not TrainingJob {job.metadata.name}); nothing it does counts "
+        f"as the job's: delete it (kubectl delete {kind.lower()} {name} -n {ns}) and create "
+        "the TrainingJob again, since a job that ended never restarts, or create the "
+        "TrainingJob under another name")
 
 
 def classify(index: int, pod: PodView | None) -> Worker:

@@ -28,7 +28,8 @@ PSA = "would violate PodSecurity"
 
 Obj = dict[str, Any]
 
-# The operator's whole authority (see kube.py, handlers.py, election.py), verbatim.
+# The operator's whole authority (see kube.py, handlers.py, election.py), verbatim; that it is
+# what the code requests is tests/unit/test_chart_files.py's test.
 NAMESPACED_RULES = [
     {"apiGroups": ["training.dev"], "resources": ["trainingjobs"],
      "verbs": ["list", "watch", "delete"]},
@@ -36,15 +37,15 @@ NAMESPACED_RULES = [
     {"apiGroups": ["training.dev"], "resources": ["trainingjobs/finalizers"],
      "verbs": ["update"]},
     {"apiGroups": [""], "resources": ["pods"],
-     "verbs": ["list", "watch", "create", "patch", "delete"]},
-    {"apiGroups": [""], "resources": ["services"], "verbs": ["create"]},
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+     "verbs": ["list", "watch", "get", "create", "patch", "delete"]},
+    {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "create"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
 ]
 CLUSTER_RULES = [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list", "watch"]}]
 LEASE_RULES = [
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-     "resourceNames": ["trainingjob-operator"], "verbs": ["get", "update", "patch"]},
+     "resourceNames": ["trainingjob-operator"], "verbs": ["get", "update"]},
 ]
 
 
@@ -129,6 +130,9 @@ def test_helm_lint_strict(helm: Path, values: list[str]) -> None:
     ("settings.imagePullGraceSecs=5", "imagePullGraceSecs"),
     ("metrics.serviceMonitor.enable=true", "enable"),
     ("replicaCount=two", "replicaCount"),
+    ("accelerators={gpu}", "accelerators"),
+    ("cpuOnlyMaxWorkers=-1", "cpuOnlyMaxWorkers"),
+    ("workerNodeSelector.pool=a b", "workerNodeSelector"),
 ])
 def test_a_misspelt_or_mistyped_value_fails_naming_it(helm: Path, setting: str,
                                                       named: str) -> None:
@@ -189,6 +193,9 @@ def test_defaults_render_the_operator_deployment(helm: Path) -> None:
         "TRAININGJOB_LOG_FORMAT": "json",
         "TRAININGJOB_METRICS_PORT": "8080",
         "TRAININGJOB_HEALTH_PORT": "8081",
+        "TRAININGJOB_ACCELERATORS": "nvidia.com/gpu,nvidia.com/mig-*,amd.com/gpu,gpu.intel.com/*",
+        "TRAININGJOB_CPU_ONLY_MAX_WORKERS": "16",
+        "TRAININGJOB_WORKER_NODE_SELECTOR": "{}",
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     # Two replicas prefer two nodes; one disruption at a time.
@@ -215,7 +222,9 @@ def test_values_reach_the_deployment(helm: Path, tmp_path: Path) -> None:
         "extraEnv": [{"name": "EXTRA", "value": "x"}],
         "logFormat": "plain", "podLabels": {"team": "ml"},
         "podAnnotations": {"a": "b"}, "priorityClassName": "ops",
-        "nodeSelector": {"role": "ops"}, "tolerations": [{"operator": "Exists"}]}))
+        "nodeSelector": {"role": "ops"}, "tolerations": [{"operator": "Exists"}],
+        "accelerators": ["amd.com/gpu", "example.com/accel-*"], "cpuOnlyMaxWorkers": 4,
+        "workerNodeSelector": {"example.com/pool": "training"}}))
     docs = manifests(template(helm, "-f", str(values), "--set",
                               "settings.queueWritesPerSecond=2.5", "--set",
                               "image.repository=example/operator,image.tag=1.2.3"))
@@ -226,6 +235,9 @@ def test_values_reach_the_deployment(helm: Path, tmp_path: Path) -> None:
     assert env["TRAININGJOB_SWEEP_SECONDS"] == "0.5"
     assert env["TRAININGJOB_QUEUE_WRITES_PER_SECOND"] == "2.5"
     assert env["TRAININGJOB_LOG_FORMAT"] == "plain"
+    assert env["TRAININGJOB_ACCELERATORS"] == "amd.com/gpu,example.com/accel-*"
+    assert env["TRAININGJOB_CPU_ONLY_MAX_WORKERS"] == "4"
+    assert env["TRAININGJOB_WORKER_NODE_SELECTOR"] == '{"example.com/pool":"training"}'
     assert env["EXTRA"] == "x"
     pod = deployment["spec"]["template"]
     assert pod["metadata"]["labels"]["team"] == "ml"
@@ -323,6 +335,7 @@ def test_rbac_namespaced_binds_the_job_rules_in_each_namespace(helm: Path) -> No
     assert jobs["rules"] == NAMESPACED_RULES
     nodes = one(docs, "ClusterRole", "trainingjob-operator-nodes")
     assert nodes["rules"] == CLUSTER_RULES
+    assert all(r["resources"] == ["nodes"] for r in nodes["rules"]), "no pod rights cluster-wide"
     cluster_binding = one(docs, "ClusterRoleBinding")
     assert cluster_binding["roleRef"]["name"] == "trainingjob-operator-nodes"
     bindings = {b["metadata"]["namespace"]: b["roleRef"] for b in by_kind(docs, "RoleBinding")

@@ -51,9 +51,11 @@ def test_helm_install_rolls_out_under_the_restricted_pod_security_standard(
     ("watch", "trainingjobs.training.dev", True),
     ("patch", "trainingjobs.training.dev --subresource=status", True),
     ("create", "pods", True),
+    ("get", "pods", True),  # after a 409 AlreadyExists: whose pod holds the name
     ("patch", "pods", True),  # spec.activeDeadlineSeconds: stop a worker, keep its logs
     ("delete", "pods", True),
     ("create", "services", True),
+    ("get", "services", True),
     ("create", "events", True),
     ("list", "nodes", True),
     ("delete", "trainingjobs.training.dev", True),  # a finished job past its TTL
@@ -68,6 +70,8 @@ def test_helm_install_rolls_out_under_the_restricted_pod_security_standard(
     ("create", "pods --subresource=exec", False),
     ("patch", "pods --subresource=status", False),
     ("delete", "services", False),
+    ("list", "services", False),
+    ("patch", "events", False),
     ("patch", "nodes", False),
     ("create", "deployments.apps", False),
     ("list", "customresourcedefinitions.apiextensions.k8s.io", False),
@@ -86,6 +90,7 @@ def test_leader_election_may_touch_only_its_own_lease(cluster: Cluster,
     mine = f"leases.coordination.k8s.io/{RELEASE}"
     assert can(kubectl, SA, "update", mine, "-n", OPERATOR_NAMESPACE)
     assert can(kubectl, SA, "create", "leases.coordination.k8s.io", "-n", OPERATOR_NAMESPACE)
+    assert not can(kubectl, SA, "patch", mine, "-n", OPERATOR_NAMESPACE)  # it updates (PUT)
     assert not can(kubectl, SA, "update", "leases.coordination.k8s.io/other", "-n",
                    OPERATOR_NAMESPACE)
     assert not can(kubectl, SA, "update", mine, "-n", "kube-system")
@@ -108,6 +113,8 @@ def test_namespaced_install_grants_only_the_listed_namespaces_and_uninstall_keep
         assert can(kubectl, sa, "patch", "trainingjobs.training.dev --subresource=status",
                    "-n", str(ns.namespace))
         assert not can(kubectl, sa, "create", "pods", "-n", "default")
+        for verb in ("list", "watch", "get", "create", "patch", "delete"):  # nodes only
+            assert not can(kubectl, sa, verb, "pods", "-A"), f"{verb} pods cluster-wide"
         assert not can(kubectl, sa, "list", "trainingjobs.training.dev", "-A")
 
         ns.apply(training_job("survivor"))

@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from tests.kube import ANNOTATION, Kubectl, eventually, status_of, training_job, wait_phase
+from tests.kube import (
+    ANNOTATION,
+    Kubectl,
+    eventually,
+    impostor,
+    status_of,
+    training_job,
+    wait_phase,
+)
 
 pytestmark = [pytest.mark.kwok, pytest.mark.usefixtures("running_operator")]
 
@@ -172,3 +180,63 @@ def test_lost_worker_retries_the_gang_then_fails_when_retries_are_used_up(ns: Ku
     history = [(h["phase"], h["reason"]) for h in status["history"]]
     assert ("Pending", "WorkerLost") in history
     assert history.count(("Running", "WorkersRunning")) == 2
+
+
+def test_a_refused_service_ends_the_gang_service_rejected(ns: Kubectl) -> None:
+    """A gang's headless Service refused by the namespace's quota ends the job with the API
+    server's words (it was only logged before), and no worker pod is made."""
+    ns.apply({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "no-services"},
+              "spec": {"hard": {"services": "0"}}})
+    ns.wait("resourcequota/no-services", "jsonpath={.status.hard.services}=0", timeout=30)
+    ns.apply(training_job("nosvc", workers=2))
+    message = _ends(ns, "nosvc", "DeployFailed", "ServiceRejected")["message"]
+    assert "the workers' Service nosvc-workers" in message, message
+    assert "exceeded quota: no-services" in message, message
+    assert ns.json("get", "pods")["items"] == []
+
+
+def test_a_pod_squatting_a_workers_name_ends_the_job_worker_name_taken(ns: Kubectl) -> None:
+    """A namespace editor's pod named and labelled as the job's worker 0 is not the job's
+    (no ownerReference of its uid): its exit does not decide the job, which ends at once
+    saying which pod is in the way; the pod itself is left alone."""
+    ns.apply(impostor("squat-worker-0", "squat"))
+    ns.wait("pod/squat-worker-0", "jsonpath={.status.phase}=Failed", timeout=60)
+    uid = ns.json("get", "pod", "squat-worker-0")["metadata"]["uid"]
+    ns.apply(training_job("squat"))
+    status = _ends(ns, "squat", "DeployFailed", "WorkerNameTaken")
+    assert "a Pod named squat-worker-0 already exists" in status["message"], status["message"]
+    assert status["message"].endswith("create the TrainingJob under another name")
+    acted(ns, "squat", "WorkerNameTaken")
+    left = ns.json("get", "pod", "squat-worker-0")
+    assert left["metadata"]["uid"] == uid and "activeDeadlineSeconds" not in left["spec"]
+
+
+def test_a_create_answered_500_again_and_again_ends_the_job_after_a_bounded_number_of_tries(
+        ns: Kubectl, kubectl: Kubectl) -> None:
+    """A webhook that cannot be called (failurePolicy Fail, its Service does not exist) makes
+    the API server answer every pod create 500 "failed calling webhook": neither the pod's
+    fault nor surely passing. The operator tries again with doubling waits (5+10+20+40 s),
+    the job Deploying meanwhile, then ends it with the API's message instead of looping."""
+    name = f"refuse-pods-{ns.namespace}"
+    kubectl.apply({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration", "metadata": {"name": name},
+        "webhooks": [{
+            "name": "refuse.training.dev", "failurePolicy": "Fail", "sideEffects": "None",
+            "admissionReviewVersions": ["v1"], "timeoutSeconds": 2,
+            "namespaceSelector": {"matchLabels": {
+                "kubernetes.io/metadata.name": str(ns.namespace)}},
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                       "resources": ["pods"]}],
+            "clientConfig": {"service": {"namespace": str(ns.namespace), "name": "nowhere",
+                                         "path": "/validate"}}}]})
+    try:
+        ns.apply(training_job("flaky"))
+        wait_phase(ns, "flaky", "Deploying")
+        status = _ends(ns, "flaky", "DeployFailed", "PodRejected", timeout=150)
+        assert "failed calling webhook" in status["message"], status["message"]
+        assert "(answered so 5 times in a row)" in status["message"], status["message"]
+        assert _seconds_in(status, "Deploying") >= 70  # 5 + 10 + 20 + 40 s of waits
+        assert ns.json("get", "pods")["items"] == []
+    finally:
+        kubectl.run("delete", "validatingwebhookconfiguration", name, check=False)

@@ -291,3 +291,41 @@ def test_logs_follow_shows_appended_lines(plugin: Plugin,
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def _printable(text: str) -> bool:
+    return all(line.isprintable() for line in text.split("\n"))
+
+
+def test_control_characters_a_worker_wrote_reach_no_status_event_or_plugin_output(
+        plugin: Plugin, ns: Kubectl) -> None:
+    """Rank 0's termination message names a model with ANSI colour, a screen clear, an OSC 8
+    link, a CR that would overwrite it and a bidi override, and a metric named in bold; a
+    failed worker's output has the same. status.result, status.failure.output, the Events
+    and the plugin's list, view and wait hold none of them (the output keeps its lines)."""
+    model = ("s3://b/\x1b[31mred\x1b[0m\x1b[2J\x1b]8;;https://evil.example/\x1b\\m"
+             "\x1b]8;;\x1b\\\rok\u202e")
+    said = json.dumps({"model": model, "metrics": {"\x1b[1mloss": 0.5}})
+    ns.apply(training_job("esc", annotations={"outcome": "succeed", "run-duration": "1s",
+                                              "termination-message": said}))
+    ns.apply(training_job("escfail", annotations={
+        "outcome": "fail", "exit-code": "1", "run-duration": "1s",
+        "termination-message": "step 1\n\x1b[31mValueError: bad\x1b[0m\r\u202e\x07"}))
+    status = wait_phase(ns, "esc", "Completed")
+    assert status["result"] == {"model": "s3://b/redm ok", "metrics": {"loss": 0.5}}
+    assert status["message"].endswith("; model: s3://b/redm ok"), status["message"]
+    failed = wait_phase(ns, "escfail", "Failed")
+    assert failed["failure"]["output"] == "step 1\nValueError: bad", failed["failure"]
+    assert "'ValueError: bad'" in failed["message"], failed["message"]
+    for name, reasons in (("esc", {"Succeeded", "ResultIgnored"}), ("escfail", {"Error"})):
+        def events(name: str = name) -> list[dict[str, Any]]:
+            return list(ns.json("get", "events", "--field-selector",
+                                f"involvedObject.name={name}")["items"])
+        eventually(lambda r=reasons, e=events: r <= {x["reason"] for x in e()},  # type: ignore[misc]
+                   what=f"the Events of {name}")
+        assert all(_printable(e["message"]) for e in events()), events()
+    for args in (("view", "esc"), ("view", "escfail"), ("list", "--all"), ("wait", "esc"),
+                 ("wait", "escfail")):
+        out = plugin.run(*args)
+        assert _printable(out.stdout) and _printable(out.stderr), (args, out)
+    assert "s3://b/redm ok" in plugin.ok("view", "esc")

@@ -7,6 +7,7 @@ server's verdict are in tests/e2e/test_chart.py.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import re
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from trainingjob_operator import vocabulary
 from trainingjob_operator.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +29,9 @@ CHART_MANAGED = {"metrics_port": "metrics.port", "health_port": "health.port",
                  "leader_elect": "leaderElection.enabled",
                  "lease_name": "leaderElection.leaseName",
                  "lease_namespace": "the release namespace", "log_format": "logFormat",
-                 "ttl_seconds_after_finished": "ttlSecondsAfterFinished"}
+                 "ttl_seconds_after_finished": "ttlSecondsAfterFinished",
+                 "accelerators": "accelerators", "cpu_only_max_workers": "cpuOnlyMaxWorkers",
+                 "worker_node_selector": "workerNodeSelector"}
 
 
 def load_render_deploy() -> ModuleType:
@@ -262,3 +266,221 @@ def test_stale_reports_each_differing_file(tmp_path: Path) -> None:
     assert len(problems) == 2
     assert "deploy/missing.yaml" in problems[0] and "+b: 1" in problems[0]
     assert "deploy/other.yaml" in problems[1] and "-a: 1" in problems[1]
+
+
+# --- RBAC: the rules are the requests the operator makes ------------------------------------
+#
+# The requests are read from the code (kube.py's, informer.py's; the informers' paths from
+# handlers.py), not from a list kept beside it: a request added without a rule, or a rule left
+# after its request went, fails here. The rules are read from templates/_helpers.tpl (the watch
+# modes bind the same blocks) and from deploy/operator.yaml, the chart rendered with its
+# defaults.
+
+OPERATOR = ROOT / "operator" / "trainingjob_operator"
+# Every resource a request path may name, with its API group.
+GROUPS = {"pods": "", "services": "", "events": "", "nodes": "", "leases": "coordination.k8s.io",
+          vocabulary.PLURAL: vocabulary.GROUP}
+# Other resources: a path naming one fails (add it to GROUPS and the chart). Not
+# "namespaces": every namespaced path has that segment.
+OTHER_RESOURCES = {"secrets", "configmaps", "endpoints", "serviceaccounts", "bindings",
+                   "persistentvolumeclaims", "deployments", "jobs", "customresourcedefinitions"}
+HTTP_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch",
+              "DELETE": "delete"}
+# Granted and never called: the OwnerReferencesPermissionEnforcement admission plugin asks for
+# it when the operator creates a pod or Service whose ownerReference blocks the job's deletion.
+NOT_CALLED = {(vocabulary.GROUP, f"{vocabulary.PLURAL}/finalizers", "update")}
+# Requests that need no rule: API discovery (every authenticated user may read it).
+DISCOVERY = {"serves_trainingjobs"}
+WRAPPERS = {"request", "watch", "_write", "_read"}
+Rule = tuple[str, str, str]  # (apiGroup, resource, verb)
+Function = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+class Source:
+    """One module's functions, and what a path expression in it can hold."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tree = ast.parse(path.read_text())
+        self.functions: dict[str, Function] = {}
+        self.owner: dict[ast.AST, Function] = {}
+        for fn in ast.walk(self.tree):
+            if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                self.functions.setdefault(fn.name, fn)
+                for node in ast.walk(fn):
+                    self.owner[node] = fn  # the innermost function wins (walked later)
+
+    def calls(self) -> list[tuple[ast.Call, Function]]:
+        return [(node, self.owner[node]) for node in ast.walk(self.tree)
+                if isinstance(node, ast.Call) and node in self.owner]
+
+    def strings(self, expr: ast.AST, fn: Function | None, params: bool = True,
+                seen: frozenset[int] = frozenset()) -> set[str]:
+        """Every string constant `expr` may be made of: local names followed to their
+        assignments, parameters to the arguments of every call of `fn` in this module, module
+        functions to what they return, and the names of vocabulary.py."""
+        if id(expr) in seen:
+            return set()
+        seen |= {id(expr)}
+        if isinstance(expr, ast.Constant):
+            return {expr.value} if isinstance(expr.value, str) else set()
+        if isinstance(expr, ast.Name) and fn is not None:
+            assigned = [node.value for node in ast.walk(fn) if isinstance(node, ast.Assign)
+                        and any(isinstance(t, ast.Name) and t.id == expr.id
+                                for t in node.targets)]
+            if assigned:
+                return set().union(*(self.strings(v, fn, params, seen) for v in assigned))
+            names = [a.arg for a in fn.args.args if a.arg != "self"]
+            if expr.id in names:
+                return self.arguments(fn, names.index(expr.id), expr.id, seen) if params else set()
+        if isinstance(expr, ast.Name):
+            value = getattr(vocabulary, expr.id, None)
+            return {value} if isinstance(value, str) else set()
+        found: set[str] = set()
+        if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and (
+                expr.func.id in self.functions):
+            callee = self.functions[expr.func.id]
+            for ret in ast.walk(callee):
+                if isinstance(ret, ast.Return) and ret.value is not None:
+                    found |= self.strings(ret.value, callee, False, seen)
+        for child in ast.iter_child_nodes(expr):
+            found |= self.strings(child, fn, params, seen)
+        return found
+
+    def arguments(self, fn: Function, index: int, name: str,
+                  seen: frozenset[int]) -> set[str]:
+        found: set[str] = set()
+        for call, caller in self.calls():
+            callee = call.func.attr if isinstance(call.func, ast.Attribute) else (
+                call.func.id if isinstance(call.func, ast.Name) else None)
+            if callee != fn.name:
+                continue
+            args = [*call.args[index:index + 1],
+                    *(k.value for k in call.keywords if k.arg == name)]
+            for arg in args:
+                found |= self.strings(arg, caller, True, seen)
+        return found
+
+
+def resources_named(strings: set[str], where: str) -> set[str]:
+    """The resources a request path names (a subresource when '/status' is part of it)."""
+    words = {part for s in strings for part in re.split(r"[/{}]", s) if part}
+    unknown = words & OTHER_RESOURCES
+    assert not unknown, f"{where} requests {sorted(unknown)}: add them to GROUPS and the chart"
+    named = words & set(GROUPS)
+    if "status" in words:
+        named = {f"{r}/status" for r in named}
+    return named
+
+
+def requests_made(kube_py: Path = OPERATOR / "kube.py") -> tuple[set[Rule], set[Rule]]:
+    """(rules the namespaced requests need, rules the cluster-scoped ones need), from the code."""
+    kube = Source(kube_py)
+    namespaced: set[Rule] = set()
+    for call, fn in kube.calls():
+        method = call.func.attr if isinstance(call.func, ast.Attribute) else None
+        if method not in WRAPPERS or fn.name in WRAPPERS:
+            continue
+        where = f"kube.py {fn.name}()"
+        if method == "_read":
+            verb, path = "get", call.args[0]
+        else:
+            assert method in ("request", "_write"), f"{where}: a {method} of its own"
+            first = call.args[0]
+            assert isinstance(first, ast.Constant) and first.value in HTTP_VERBS, (
+                f"{where}: the HTTP method must be a literal")
+            verb, path = HTTP_VERBS[first.value], call.args[1]
+        named = resources_named(kube.strings(path, fn), where)
+        if not named:
+            assert fn.name in DISCOVERY, f"{where}: cannot tell which resource it requests"
+        namespaced |= {(GROUPS[r.split("/")[0]], r, verb) for r in named}
+    informer = Source(OPERATOR / "informer.py")
+    verbs = set()
+    for call, fn in informer.calls():
+        method = call.func.attr if isinstance(call.func, ast.Attribute) else None
+        if method == "request":
+            first = call.args[0]
+            assert isinstance(first, ast.Constant) and first.value == "GET", (
+                f"informer.py {fn.name}(): informers only list and watch")
+            verbs.add("list")
+        elif method == "watch" and isinstance(call.func, ast.Attribute) and (
+                isinstance(call.func.value, ast.Attribute) and call.func.value.attr == "rest"):
+            verbs.add("watch")
+    assert verbs == {"list", "watch"}, verbs
+    cluster: set[Rule] = set()
+    handlers = Source(OPERATOR / "handlers.py")
+    for call, fn in handlers.calls():
+        if not (isinstance(call.func, ast.Name) and call.func.id.endswith("Informer")):
+            continue
+        paths = [a for a in call.args if isinstance(a, ast.JoinedStr | ast.Constant)]
+        assert len(paths) == 1, f"handlers.py {fn.name}(): an informer without a path literal"
+        named = resources_named(handlers.strings(paths[0], fn), f"handlers.py {fn.name}()")
+        assert len(named) == 1, named
+        # A path with the watched namespace's scope is namespaced; one without is cluster-wide.
+        scoped = any(isinstance(v, ast.FormattedValue) and isinstance(v.value, ast.Name)
+                     and v.value.id == "scope" for v in ast.walk(paths[0]))
+        rules = {(GROUPS[r], r, v) for r in named for v in verbs}
+        (namespaced if scoped else cluster).update(rules)
+    return namespaced, cluster
+
+
+def flat(rules: list[dict[str, Any]]) -> set[Rule]:
+    return {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]
+            for v in rule["verbs"]}
+
+
+def helper_rules(name: str) -> list[dict[str, Any]]:
+    text = (CHART / "templates" / "_helpers.tpl").read_text()
+    found = re.search(r'\{\{- define "trainingjob-operator\.rules\.' + name
+                      + r'" -\}\}\n(.*?)\{\{- end \}\}', text, re.S)
+    assert found, name
+    rules: list[dict[str, Any]] = yaml.safe_load(re.sub(r"\{\{.*?\}\}", '"lease"',
+                                                        found.group(1)))
+    return rules
+
+
+def test_rbac_grants_exactly_the_requests_the_operator_makes() -> None:
+    namespaced, cluster = requests_made()
+    leases = {rule for rule in namespaced if rule[1] == "leases"}
+    namespaced -= leases
+
+    def compare(what: str, granted: set[Rule], used: set[Rule]) -> None:
+        assert granted == used, (
+            f"{what}: used without a rule: {sorted(used - granted)}; granted but never "
+            f"used: {sorted(granted - used)}")
+
+    compare("rules.namespaced", flat(helper_rules("namespaced")), namespaced | NOT_CALLED)
+    compare("rules.cluster", flat(helper_rules("cluster")), cluster)
+    compare("rules.leaderElection", flat(helper_rules("leaderElection")), leases)
+    # A namespaced install binds rules.cluster cluster-wide, and that is nodes only.
+    assert cluster == {("", "nodes", "list"), ("", "nodes", "watch")}
+    assert ("", "pods", "create") in namespaced  # the analysis finds what it must
+
+
+def test_rendered_rbac_is_the_rules_of_the_code() -> None:
+    """deploy/operator.yaml is the chart rendered with its defaults (watch every namespace)."""
+    namespaced, cluster = requests_made()
+    leases = {rule for rule in namespaced if rule[1] == "leases"}
+    docs = [d for d in yaml.safe_load_all((ROOT / "deploy" / "operator.yaml").read_text()) if d]
+    roles = {d["kind"]: d for d in docs if d["kind"] in ("ClusterRole", "Role")}
+    assert flat(roles["ClusterRole"]["rules"]) == (namespaced - leases) | NOT_CALLED | cluster
+    assert flat(roles["Role"]["rules"]) == leases
+    for rule in roles["Role"]["rules"]:
+        assert rule["verbs"] == ["create"] or rule["resourceNames"] == ["trainingjob-operator"]
+
+
+def test_the_comparison_fails_for_a_verb_added_or_left_unused(tmp_path: Path) -> None:
+    """A DELETE of a Service added to kube.py needs a rule the chart lacks; kube.py without
+    stop_pod leaves `patch` on pods granted and unused."""
+    source = (OPERATOR / "kube.py").read_text()
+    added = tmp_path / "added.py"
+    added.write_text(source + (
+        "\n\nasync def _extra(self: Kube, ns: str) -> None:\n"
+        '    await self._write("DELETE", _namespaced(ns, "services", "x"))\n'))
+    granted = flat(helper_rules("namespaced"))
+    assert ("", "services", "delete") in requests_made(added)[0] - granted
+    start = source.index("    async def stop_pod(")
+    end = source.index("    async def ", start + 1)
+    removed = tmp_path / "removed.py"
+    removed.write_text(source[:start] + source[end:])
+    assert ("", "pods", "patch") in granted - requests_made(removed)[0]

@@ -69,30 +69,35 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/*
-RBAC: every rule the operator needs, defined once. The two watch modes (all namespaces, or a
-list) differ only in how these are bound (templates/rbac.yaml), so they cannot drift.
+RBAC: every rule the operator uses, defined once; nothing it does not call. The two watch modes
+(all namespaces, or a list) differ only in how these are bound (templates/rbac.yaml), so they
+cannot drift. tests/unit/test_chart_files.py compares these rules with the requests kube.py,
+informer.py and handlers.py make.
 
 Namespaced rules: what the operator does inside a namespace it watches.
-  - trainingjobs: list/watch (kopf's informers). No get, no create/update/delete: the operator
-    never writes a spec.
+  - trainingjobs: list/watch (the informer), delete (a finished job past
+    ttlSecondsAfterFinished). No get, create, update or patch: the operator never writes a
+    spec.
   - trainingjobs/status: patch (every status write is a merge patch carrying the
     resourceVersion the decision was made on).
-  - trainingjobs/finalizers: update. Grants nothing on its own (custom resources serve no
-    finalizers subresource); clusters running the OwnerReferencesPermissionEnforcement
-    admission plugin (e.g. OpenShift) require it to create the worker pods and Service, whose
-    controller ownerReference has blockOwnerDeletion: true.
-  - pods: list/watch (workers and GPU usage), create (workers), patch (stop a worker at the
-    end of its job by setting spec.activeDeadlineSeconds, which keeps the pod and its logs),
-    delete (retries, pods that never started, pods on lost nodes). No update.
-  - services: create (the headless <job>-workers Service; garbage-collected with the job).
-  - events (core v1): create (kube.py's transition events; kopf's warnings), patch (lets an
-    event recorder count a repeated event on the existing object; kube.py and kopf 1.45
-    only create today).
+  - trainingjobs/finalizers: update. The one rule the operator never calls: clusters running
+    the OwnerReferencesPermissionEnforcement admission plugin (e.g. OpenShift) require it to
+    create the worker pods and Service, whose controller ownerReference has
+    blockOwnerDeletion: true. Custom resources serve no finalizers subresource, so it grants
+    nothing else.
+  - pods: list/watch (workers and GPU usage), create (workers), get (after a create answered
+    409 AlreadyExists: whose pod holds the name), patch (stop a worker at the end of its job by
+    setting spec.activeDeadlineSeconds, which keeps the pod and its logs), delete (retries,
+    pods that never started, pods on lost nodes). No update.
+  - services: create (the headless <job>-workers Service; garbage-collected with the job), get
+    (after a 409, as for pods).
+  - events (core v1): create (kube.py's transition events). No patch: nothing updates an
+    event.
+With watchNamespaces these are bound in those namespaces only: no pod rights elsewhere.
 */}}
 {{- define "trainingjob-operator.rules.namespaced" -}}
 - apiGroups: ["training.dev"]
   resources: ["trainingjobs"]
-  # delete: spec.ttlSecondsAfterFinished (and the chart's default) removes finished jobs.
   verbs: ["list", "watch", "delete"]
 - apiGroups: ["training.dev"]
   resources: ["trainingjobs/status"]
@@ -102,17 +107,18 @@ Namespaced rules: what the operator does inside a namespace it watches.
   verbs: ["update"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list", "watch", "create", "patch", "delete"]
+  verbs: ["list", "watch", "get", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["create"]
+  verbs: ["get", "create"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end }}
 
 {{/*
-Cluster-scoped rules: nodes (GPU allocatable, readiness: lost nodes). Read-only.
+Cluster-scoped rules: nodes (GPU allocatable, readiness: lost nodes). Read-only. The only
+rule bound cluster-wide with watchNamespaces set.
 */}}
 {{- define "trainingjob-operator.rules.cluster" -}}
 - apiGroups: [""]
@@ -121,8 +127,10 @@ Cluster-scoped rules: nodes (GPU allocatable, readiness: lost nodes). Read-only.
 {{- end }}
 
 {{/*
-Leader election, in the release namespace only: create cannot be limited by resourceNames
-(the name is not known before the object exists); everything else is limited to the one Lease.
+Leader election, in the release namespace only: get, create (the first claim) and update (a
+renewal or hand-over, a PUT at the resourceVersion read). create cannot be limited by
+resourceNames (RBAC: the name is not known before the object exists); get and update are
+limited to the one Lease.
 */}}
 {{- define "trainingjob-operator.rules.leaderElection" -}}
 - apiGroups: ["coordination.k8s.io"]
@@ -131,5 +139,5 @@ Leader election, in the release namespace only: create cannot be limited by reso
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
   resourceNames: [{{ include "trainingjob-operator.leaseName" . | quote }}]
-  verbs: ["get", "update", "patch"]
+  verbs: ["get", "update"]
 {{- end }}

@@ -7,6 +7,10 @@ plugins (cloud logins, OIDC), client certificates and proxy settings (HTTPS_PROX
 with no second client to configure, and works with whatever kubectl version and auth
 plugins the user already has. The binary is `kubectl` on PATH, or $KUBECTL.
 
+Every body read is made printable here (text.printable_data): whatever the cluster holds
+is shown to a terminal, and its control characters are not obeyed. status.failure.output
+keeps its lines; every other string is one line.
+
 Every call is one short kubectl command, except `wait`, which reads one watch (`kubectl get
 --watch`, not a polling loop of GETs; unlike `kubectl wait --for=condition=...` it also
 notices the job being deleted), and `logs`, which streams `kubectl logs` line by line.
@@ -31,11 +35,17 @@ from trainingjob_operator.plugin.errors import (
     is_not_found,
     kubectl_problem,
 )
+from trainingjob_operator.text import printable_data
 from trainingjob_operator.vocabulary import JOB_LABEL
 
 RESOURCE = "trainingjobs.training.dev"
 WaitOutcome = Literal["met", "timeout", "gone"]
 Body = dict[str, Any]
+MULTILINE = ("output",)  # status.failure.output: the tail of a worker's output
+
+
+def _shown(data: Any) -> Any:
+    return printable_data(data, MULTILINE)
 
 
 def find_kubectl() -> str:
@@ -72,7 +82,7 @@ class Kubectl:
         proc = self.run([*args, "--output=json"])
         if proc.returncode != 0:
             raise kubectl_problem(proc.stderr, args)
-        return json.loads(proc.stdout)
+        return _shown(json.loads(proc.stdout))
 
     def current_namespace(self) -> str:
         """The namespace kubectl uses without -n (the context's, else default)."""
@@ -87,7 +97,7 @@ class Kubectl:
             if is_not_found(proc.stderr) and "resource type" not in proc.stderr:
                 return None
             raise kubectl_problem(proc.stderr, args)
-        body: dict[str, Any] = json.loads(proc.stdout)
+        body: dict[str, Any] = _shown(json.loads(proc.stdout))
         return body
 
     def list_jobs(self, namespace: str | None, all_namespaces: bool) -> list[dict[str, Any]]:
@@ -122,7 +132,7 @@ class Kubectl:
                 for event in _events(proc, deadline):
                     if event.get("type") == "DELETED":
                         return "gone", None
-                    body = event.get("object")
+                    body = _shown(event.get("object"))
                     if event.get("type") in ("ADDED", "MODIFIED") and isinstance(body, dict):
                         last = body
                         if done(body):

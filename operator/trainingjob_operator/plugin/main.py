@@ -10,7 +10,7 @@ import shutil
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 from trainingjob_operator.models import TrainingJob, Unreadable, read_job
 from trainingjob_operator.plugin import actions, table, view
@@ -25,6 +25,7 @@ from trainingjob_operator.plugin.errors import (
 from trainingjob_operator.plugin.kubectl import Kubectl, find_kubectl
 from trainingjob_operator.plugin.summary import SUMMARY_KEYS, is_active, worker_pods
 from trainingjob_operator.plugin.timefmt import parse_timeout
+from trainingjob_operator.text import printable
 
 PROG = "kubectl trainingjob"
 SUMMARY_HELP = f"""\
@@ -190,7 +191,15 @@ class Session:
 
 
 def _print_json(data: Any) -> None:
+    """JSON escapes every control character (ensure_ascii) itself."""
     print(json.dumps(data, indent=2))
+
+
+def _say(text: str, file: TextIO | None = None) -> None:
+    """Print text: names, reasons, messages and results come from the cluster (and
+    kubectl's errors quote the API server), so no control character reaches the terminal;
+    the bodies read are printable already (kubectl.py), this keeps it so for all of it."""
+    print(printable(text, multiline=True), file=file or sys.stdout)
 
 
 def cmd_list(s: Session) -> int:
@@ -202,30 +211,32 @@ def cmd_list(s: Session) -> int:
         return EXIT_OK
     if not shown:
         where = None if args.all_namespaces else s.namespace_for_messages()
-        print(table.empty_message(where, args.include_finished, len(jobs) - len(shown)),
-              file=sys.stderr)
+        _say(table.empty_message(where, args.include_finished, len(jobs) - len(shown)),
+             sys.stderr)
         return EXIT_OK
-    print(table.list_table(shown, s.now, s.width, all_namespaces=args.all_namespaces))
+    _say(table.list_table(shown, s.now, s.width, all_namespaces=args.all_namespaces))
     return EXIT_OK
 
 
 def cmd_view(s: Session) -> int:
     job = s.find(s.args.name)
     if isinstance(job, Unreadable):
-        print(view.unreadable_text(job, s.now, s.width))
+        _say(view.unreadable_text(job, s.now, s.width))
         return EXIT_FAILED
-    pods = worker_pods(s.kubectl.list_pods(job.metadata.name, job.metadata.namespace))
+    pods = worker_pods(s.kubectl.list_pods(job.metadata.name, job.metadata.namespace),
+                       job.metadata.uid)
     if s.args.output == "json":
         _print_json(view.view_json(job, pods, s.now))
     else:
-        print(view.view_text(job, pods, s.now, s.width))
+        _say(view.view_text(job, pods, s.now, s.width))
     return EXIT_OK
 
 
 def cmd_logs(s: Session) -> int:
     args = s.args
     job = s.readable(args.name)
-    pods = worker_pods(s.kubectl.list_pods(job.metadata.name, job.metadata.namespace))
+    pods = worker_pods(s.kubectl.list_pods(job.metadata.name, job.metadata.namespace),
+                       job.metadata.uid)
     problem = actions.logs_problem(job, pods, args.worker)
     if problem is not None:
         raise problem
@@ -241,7 +252,7 @@ def cmd_stop(s: Session) -> int:
     job = s.readable(s.args.name)
     plan = actions.stop_plan(job)
     if not plan.patch:
-        print(plan.message)
+        _say(plan.message)
         return EXIT_OK
     proc = s.kubectl.patch_stop(job.metadata.name, job.metadata.namespace, actions.STOP_PATCH)
     if proc.returncode != 0:
@@ -250,10 +261,10 @@ def cmd_stop(s: Session) -> int:
         current = now if isinstance(now, TrainingJob) else None
         message = actions.refused_message(current, proc.stderr)
         if current is not None and not is_active(current):
-            print(message)  # it finished meanwhile: nothing left to stop
+            _say(message)  # it finished meanwhile: nothing left to stop
             return EXIT_OK
         raise PluginError(message, EXIT_FAILED)
-    print(actions.stopped_message(job))
+    _say(actions.stopped_message(job))
     return EXIT_OK
 
 
@@ -263,9 +274,9 @@ def _wait_report(s: Session, job: TrainingJob | None, name: str, namespace: str,
     if s.args.output == "json":
         _print_json(result)
         if to_stderr:
-            print(text, file=sys.stderr)
+            _say(text, sys.stderr)
     else:
-        print(text, file=sys.stderr if to_stderr else sys.stdout)
+        _say(text, sys.stderr if to_stderr else sys.stdout)
     return int(result["exitCode"])
 
 
@@ -310,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         session = Session(args, kubectl, datetime.now(UTC), shutil.get_terminal_size().columns)
         return COMMANDS[args.command](session)
     except PluginError as err:
-        print(f"error: {err.message}", file=sys.stderr)
+        _say(f"error: {err.message}", sys.stderr)
         return err.code
     except KeyboardInterrupt:
         return 130

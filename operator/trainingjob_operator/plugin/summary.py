@@ -161,11 +161,15 @@ def pod_state(pod: PodView) -> tuple[str, bool]:
     return pod.phase, started
 
 
-def worker_pods(pods: list[dict[str, Any]]) -> list[WorkerPod]:
-    """The job's pods (selected by its job-name label), in worker order."""
+def worker_pods(pods: list[dict[str, Any]], job_uid: str | None = None) -> list[WorkerPod]:
+    """The job's pods, in worker order: those selected by its job-name label whose
+    controller ownerReference is the job (`job_uid`), as the operator counts them; anyone
+    who may create pods can set the label."""
     out = []
     for body in pods:
         pod = parse_pod(body)
+        if job_uid and pod.owner_uid != job_uid:
+            continue
         state, started = pod_state(pod)
         out.append(WorkerPod(index=pod.index, pod=pod.name, node=pod.node_name, state=state,
                              attempt=pod.attempt, started=started))

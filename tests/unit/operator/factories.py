@@ -36,12 +36,18 @@ def container(name: str = "trainer", **state: Any) -> dict[str, Any]:
 def pod(index: int = 0, attempt: int = 1, phase: str = "Running", node: str | None = "n0",
         containers: list[dict[str, Any]] | None = None, init: list[dict[str, Any]] | None = None,
         deleted: bool = False, conditions: list[dict[str, Any]] | None = None,
-        reason: str | None = None, gpus: int = 1, deadline: int | None = None) -> PodView:
-    meta: dict[str, Any] = {"name": f"j-worker-{index}", "namespace": "ns", "uid": f"p{index}",
-                            "creationTimestamp": T0,
+        reason: str | None = None, gpus: int = 1, deadline: int | None = None,
+        owner: str | None = "u1", name: str | None = None) -> PodView:
+    """`owner`: the uid of its controller TrainingJob j (job()'s is u1); None: no owner."""
+    meta: dict[str, Any] = {"name": name or f"j-worker-{index}", "namespace": "ns",
+                            "uid": f"p{index}", "creationTimestamp": T0,
                             "labels": {"training.dev/job-name": "j",
                                        "training.dev/worker-index": str(index),
                                        "training.dev/attempt": str(attempt)}}
+    if owner is not None:
+        meta["ownerReferences"] = [{"apiVersion": "training.dev/v1alpha1", "kind": "TrainingJob",
+                                    "name": "j", "uid": owner, "controller": True,
+                                    "blockOwnerDeletion": True}]
     if deleted:
         meta["deletionTimestamp"] = "2026-01-01T11:59:30Z"
     status: dict[str, Any] = {"phase": phase, "startTime": T0, "conditions": conditions or [],

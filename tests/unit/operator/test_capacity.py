@@ -11,6 +11,7 @@ from trainingjob_operator.capacity import (
 )
 from trainingjob_operator.models import TrainingJob
 from trainingjob_operator.nodes import NodeView
+from trainingjob_operator.pods import PodView
 
 from tests.unit.operator.factories import at, exited, job, pod
 
@@ -80,3 +81,36 @@ def test_free_gpus_counts_only_the_resources_jobs_ask_for() -> None:
     amd = job(at("Pending"), gpuResource="amd.com/gpu")
     nodes = [NodeView("a", {"amd.com/gpu": 4, R: 8}, True)]
     assert free_gpus({("ns", "j"): amd}, {}, {}, nodes, [exited(0)]) == {"amd.com/gpu": {"a": 4}}
+
+
+def test_each_resource_is_counted_on_its_own_pods_reservations_and_nodes() -> None:
+    """amd.com/gpu and nvidia.com/gpu pools share nodes but never each other's counts: a bound
+    amd pod, an amd reservation and an nvidia job's pods each take only their own resource."""
+    amd, mig = "amd.com/gpu", "nvidia.com/mig-1g.5gb"
+    nodes = [NodeView("a0", {amd: 4}, True), NodeView("a1", {amd: 4}, True),
+             NodeView("n0", {R: 8, mig: 7}, True)]
+    amd_pod = PodView(name="x", namespace="other", uid="x", node_name="a0", phase="Running",
+                      requests={amd: 4})
+    nvidia_pod = pod(0, node="n0", gpus=8)
+    deploying = _named(job(at("Deploying", reservation={"attempt": 1, "nodes": ["a1"]}),
+                           gpuResource=amd, gpusPerWorker=2), "d")
+    jobs = {("ns", "d"): deploying,
+            ("ns", "p"): _named(job(at("Pending"), gpuResource=amd), "p"),
+            ("ns", "m"): _named(job(at("Pending"), gpuResource=mig), "m"),
+            ("ns", "n"): _named(job(at("Pending")), "n")}
+    pools = free_gpus(jobs, {}, {("ns", "d"): []}, nodes, [amd_pod, nvidia_pod])
+    assert pools == {amd: {"a0": 0, "a1": 2, "n0": 0},
+                     R: {"a0": 0, "a1": 0, "n0": 0},
+                     mig: {"a0": 0, "a1": 0, "n0": 7}}
+
+
+def test_a_squatting_pod_is_no_workers_but_its_gpus_are_used_on_its_node() -> None:
+    """A pod labelled as worker 0 of a job, not owned by it, bound to n2 with 8 GPUs: the
+    job's reservation on n0 still holds for its own worker 0, and n2's GPUs are in use."""
+    deploying = _named(job(at("Deploying", reservation={"attempt": 1, "nodes": ["n0"]}),
+                           gpusPerWorker=4), "d")
+    squatter = pod(0, node="n2", gpus=8, owner="not-the-job")
+    jobs = {("ns", "d"): deploying}
+    assert reserved(jobs, {}, {("ns", "d"): [squatter]}) == {R: {"n0": 4}}
+    assert free_gpus(jobs, {}, {("ns", "d"): [squatter]}, NODES, [squatter]) == {
+        R: {"n0": 4, "n1": 8, "n2": 0, "n3": 8}}

@@ -10,6 +10,7 @@ from trainingjob_operator.diagnosis import (
     last_meaningful_line,
     tail,
 )
+from trainingjob_operator.text import printable
 from trainingjob_operator.vocabulary import MAIN_CONTAINER, SETUP_CONTAINER, Reason
 
 # Lines as the tools print them (torch 2.x, torchrun's elastic agent, NCCL, pip 24).
@@ -71,6 +72,7 @@ def test_any_output_classifies_to_exactly_one_reason_in_table_order(lines: list[
                                                                     container: str) -> None:
     output = "\n".join(lines)
     found = diagnose(container, output)
+    output = printable(output, multiline=True)  # what the table reads
     mine = [r for r in TABLE if r.container == container]
     matching = [r for r in mine if any(r.pattern.search(x) for x in output.splitlines())]
     # One answer: the first row that matches, or none (today's reasons) if no row does.
@@ -83,7 +85,8 @@ def test_any_output_classifies_to_exactly_one_reason_in_table_order(lines: list[
 def test_tail_is_bounded_and_ends_at_a_line_boundary(output: str) -> None:
     kept = tail(output)
     assert len(kept.encode()) <= OUTPUT_LIMIT
-    lines = output.rstrip("\n").splitlines()
+    assert printable(kept, multiline=True) == kept
+    lines = printable(output, multiline=True).rstrip("\n").splitlines()
     if lines and len(lines[-1].encode()) <= OUTPUT_LIMIT:
         assert kept.splitlines() == lines[len(lines) - len(kept.splitlines()):]
 
@@ -92,3 +95,19 @@ def test_the_last_meaningful_line_skips_blanks_separators_and_restated_exit_code
     out = "loading shards\nValueError: 3 shards for 4 workers\n=====\n\nexiting with code 1\n"
     assert last_meaningful_line(out) == "ValueError: 3 shards for 4 workers"
     assert last_meaningful_line("") == "" and last_meaningful_line("----\n") == ""
+
+
+def test_an_output_tail_keeps_its_lines_but_no_escape_sequence_cr_or_bidi_override() -> None:
+    """What the kubelet hands over is the container's own output: a progress bar's CR, a
+    logger's colours, an OSC 8 link or a bidi override must not reach status.failure.output,
+    the line status.message quotes, or a terminal showing them."""
+    output = ("\x1b[32mepoch 1\x1b[0m\n 10%|#   |\r 50%|##  |\r\x1b[2K\n"
+              "\x1b]8;;https://evil.example/\x1b\\see docs\x1b]8;;\x1b\\\n"
+              f"{GPU_OOM}\u202e\x07\n")
+    kept = tail(output)
+    assert kept == f"epoch 1\n 10%|#   |\n 50%|##  |\nsee docs\n{GPU_OOM}"
+    found = diagnose(MAIN_CONTAINER, output)
+    assert found is not None and found.row.reason is Reason.GPU_OUT_OF_MEMORY
+    assert found.line == GPU_OOM
+    assert last_meaningful_line("done\nValueError: bad\x1b[31m shard\u2066\n") == \
+        "ValueError: bad shard"

@@ -3,6 +3,7 @@
 import asyncio
 from typing import Any, cast
 
+from kubernetes.aio.client.exceptions import ApiException
 from trainingjob_operator.informer import KeyedInformer, KeyedStore, PodInformer, PodStore, keys
 from trainingjob_operator.kube import Rest
 from trainingjob_operator.pods import PodView, parse_pod
@@ -91,3 +92,59 @@ def test_a_pod_relist_reports_pods_deleted_meanwhile() -> None:
     changed.clear()
     asyncio.run(informer.replace([_pod("u2", "n1", "j")]))
     assert changed == ["u1"] and [p.uid for p in informer.store[("ns", "j")]] == ["u2"]
+
+
+class Pages:
+    """A list endpoint's paging as the API server answers it (limit, continue; 410 when a
+    continue token has expired): the objects, and which continue tokens expire once."""
+
+    def __init__(self, objects: list[dict[str, Any]], expire: set[str] | None = None) -> None:
+        self.objects, self.expire = objects, set(expire or ())
+        self.asked: list[dict[str, str | int]] = []
+
+    async def request(self, method: str, path: str, body: Any = None, *,
+                      query: dict[str, str | int] | None = None) -> dict[str, Any]:
+        query = dict(query or {})
+        self.asked.append(query)
+        token = str(query.get("continue", ""))
+        if token in self.expire:
+            self.expire.discard(token)
+            raise ApiException(status=410, reason="Expired")
+        start, limit = int(token or 0), int(query["limit"])
+        more = start + limit < len(self.objects)
+        meta = {"resourceVersion": "99", **({"continue": str(start + limit)} if more else {})}
+        return {"metadata": meta, "items": self.objects[start:start + limit]}
+
+
+def test_a_relist_reads_pages_and_starts_again_when_a_continue_token_expires() -> None:
+    informer, seen = _keyed("/apis/g/v1/things")
+    asyncio.run(informer.replace([_job("gone", "1")]))
+    seen.clear()
+    pages = Pages([_job(f"j{i}", "1") for i in range(5)], expire={"4"})
+    informer.rest, informer.page_size = cast(Rest, pages), 2
+    assert asyncio.run(informer._relist()) == "99" and informer.synced.is_set()
+    assert pages.asked == [{"limit": 2}, {"limit": 2, "continue": "2"},
+                           {"limit": 2, "continue": "4"},  # expired: from scratch
+                           {"limit": 2}, {"limit": 2, "continue": "2"},
+                           {"limit": 2, "continue": "4"}]
+    assert sorted(informer.store) == [("ns", f"j{i}") for i in range(5)]
+    # Each object parsed once (the second pass finds it stored at its version); what the
+    # whole list no longer holds is reported gone only once the list is complete.
+    assert sorted(seen, key=str) == sorted([(("ns", "gone"), None),
+                                            *((("ns", f"j{i}"), f"j{i}@1") for i in range(5))],
+                                           key=str)
+    assert seen[-1] == (("ns", "gone"), None)
+
+
+def test_a_pod_relist_in_pages_replaces_the_store_once_whole() -> None:
+    changed: list[str] = []
+
+    async def note(pod: PodView) -> None:
+        changed.append(pod.uid)
+
+    pages = Pages([_pod(f"u{i}", "n1", "j") for i in range(3)])
+    informer = PodInformer(cast(Rest, pages), note)
+    informer.page_size = 1
+    asyncio.run(informer._relist())
+    assert len(pages.asked) == 3 and sorted(changed) == ["u0", "u1", "u2"]
+    assert len(informer.store[("ns", "j")]) == 3

@@ -2,8 +2,16 @@
 
 from typing import cast
 
+import pytest
 from kubernetes.aio import client
-from trainingjob_operator.kube import STALLED_SECONDS, Rest, passing
+from trainingjob_operator.kube import (
+    STALLED_SECONDS,
+    Answer,
+    Rest,
+    _same_owner_name,
+    answer,
+    passing,
+)
 
 
 def test_a_request_waiting_too_long_or_failing_means_the_api_server_is_not_answering() -> None:
@@ -30,3 +38,45 @@ def test_only_a_missing_service_account_is_a_refusal_that_passes() -> None:
                             '"restricted:latest": host namespaces (hostNetwork=true)')
     assert not passing(403, 'pods "a-worker-0" is forbidden: exceeded quota: gpus')
     assert not passing(422, "error looking up service account")  # only the plugin's 403
+
+
+@pytest.mark.parametrize(("status", "message", "means"), [
+    (422, 'Pod "a-worker-0" is invalid: spec.containers[0].image: Required value',
+     Answer.REJECTED),
+    (400, "the object provided is unrecognized", Answer.REJECTED),
+    (403, 'pods "a-worker-0" is forbidden: exceeded quota: gpus', Answer.REJECTED),
+    (413, "Request entity too large: limit is 3145728", Answer.REJECTED),
+    (500, "etcdserver: request is too large", Answer.REJECTED),  # etcd's, passed on as a 500
+    (403, "error looking up service account ns/default", Answer.PASSING),
+    (429, "Too many requests, please try again later.", Answer.PASSING),  # Retry-After
+    (503, "the server is currently unable to handle the request", Answer.PASSING),
+    (504, "Timeout: request did not complete within requested timeout", Answer.PASSING),
+    (500, "etcdserver: request timed out", Answer.PASSING),
+    (500, "etcdserver: leader changed", Answer.PASSING),
+    (500, 'Internal error occurred: failed calling webhook "w": failed to call webhook: Post '
+          '"https://nowhere.ns.svc:443/validate?timeout=2s": service "nowhere" not found',
+     Answer.FLAKY),  # "timeout" in its URL is no timeout
+    (502, "bad gateway", Answer.FLAKY),
+    (418, "I'm a teapot", Answer.FLAKY),
+    (404, 'namespaces "gone" not found', Answer.FLAKY),
+])
+def test_every_answer_to_a_create_is_the_objects_the_clusters_or_tried_a_few_times(
+        status: int, message: str, means: Answer) -> None:
+    """The object's fault ends the job with the API's message; the cluster's passes and is
+    tried again without bound; anything else is tried a bounded number of times."""
+    assert answer(status, message) is means
+
+
+def test_an_existing_object_of_an_earlier_job_of_that_name_is_waited_for_not_taken() -> None:
+    """Deleted and created again: the old pod's owner is the old job (same kind and name,
+    another uid), and the garbage collector is deleting it; anyone else's is a squatter."""
+    ours = {"metadata": {"ownerReferences": [
+        {"apiVersion": "training.dev/v1alpha1", "kind": "TrainingJob", "name": "j",
+         "uid": "new", "controller": True}]}}
+    earlier = {"metadata": {"ownerReferences": [
+        {**ours["metadata"]["ownerReferences"][0], "uid": "old"}]}}
+    assert _same_owner_name(earlier, ours)
+    assert not _same_owner_name({"metadata": {}}, ours)  # a plain pod: a squatter
+    assert not _same_owner_name({"metadata": {"ownerReferences": [
+        {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "j", "uid": "x",
+         "controller": True}]}}, ours)

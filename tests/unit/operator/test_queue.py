@@ -193,3 +193,42 @@ def test_a_retried_job_keeps_its_place_ahead_of_younger_jobs() -> None:
                   NODES[:1], _free(n0=1), NOW, WINDOW)
     assert list(result.admit) == [("ns", "j")]
     assert [(w.key[1], w.position) for w in result.waiting] == [("y", 1)]
+
+
+def test_a_job_of_another_resource_waits_for_that_resource_and_takes_no_other() -> None:
+    """Free nvidia.com/gpu does not admit an amd.com/gpu job, and admitting it takes nothing
+    from the nvidia pool: the queue keeps one pool, and one set of holds, per resource."""
+    amd = "amd.com/gpu"
+    nodes = [NodeView("a0", {amd: 4}, True), NodeView("n0", {R: 8}, True)]
+    jobs = {("ns", "amd"): job(at("Pending"), gpuResource=amd, gpusPerWorker=4),
+            ("ns", "nv"): job(at("Pending"), gpusPerWorker=8)}
+    full = {amd: {"a0": 0, "n0": 0}, R: {"a0": 0, "n0": 8}}
+    candidates = [candidate(k, j) for k, j in jobs.items()]
+    result = plan(candidates, nodes, full, NOW, WINDOW)
+    assert result.admit == {("ns", "nv"): ["n0"]}
+    assert [(w.key[1], w.reason, w.needed, w.free) for w in result.waiting] == [
+        ("amd", Reason.WAITING_FOR_CAPACITY, 4, 0)]
+    freed = {amd: {"a0": 4, "n0": 0}, R: {"a0": 0, "n0": 8}}
+    assert plan(candidates, nodes, freed, NOW, WINDOW).admit == {
+        ("ns", "amd"): ["a0"], ("ns", "nv"): ["n0"]}
+
+
+def test_the_configured_node_set_is_part_of_every_candidates_placement() -> None:
+    nodes = [NodeView("in", {R: 8}, True, {"pool": "training"}),
+             NodeView("out", {R: 8}, True, {"pool": "infra"})]
+    free = {R: {"in": 0, "out": 8}}
+    j = job(at("Pending"), template={"spec": {"nodeSelector": {"gpu": "a100"}}})
+    c = candidate(("ns", "j"), j, {"pool": "training"})
+    assert c.placement.node_selector == {"gpu": "a100", "pool": "training"}
+    # what the template's affinity allows does not widen it: the selector is ANDed
+    anywhere = job(at("Pending"), template={"spec": {"affinity": {"nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "pool", "operator": "Exists"}]}]}}}}})
+    result = plan([candidate(("ns", "a"), anywhere, {"pool": "training"})], nodes, free, NOW)
+    assert result.admit == {}
+    assert result.waiting[0].reason == Reason.WAITING_FOR_CAPACITY
+    assert plan([candidate(("ns", "a"), anywhere)], nodes, free, NOW).admit == {
+        ("ns", "a"): ["out"]}
+    nowhere = plan([candidate(("ns", "j"), j, {"pool": "training"})], nodes, free, NOW)
+    assert nowhere.waiting[0].detail == ("no node matches nodeSelector {'gpu': 'a100', "
+                                         "'pool': 'training'}")

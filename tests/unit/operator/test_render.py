@@ -105,3 +105,14 @@ def test_worker_pods_are_always_in_the_jobs_namespace() -> None:
                                                   "labels": {"a": "b"}}})
     assert worker_pod(j, 0, None, S)["metadata"]["namespace"] == "ns"
     assert workers_service(j, S)["metadata"]["namespace"] == "ns"
+
+
+def test_every_worker_carries_the_configured_node_set_next_to_its_own_selector() -> None:
+    pool = Settings(worker_node_selector={"pool": "training"})
+    j = job(at("Created"), workers=2, template={"spec": {"nodeSelector": {"gpu": "a100"}}})
+    for index in range(2):
+        spec = worker_pod(j, index, f"n{index}", pool)["spec"]
+        assert spec["nodeSelector"] == {"gpu": "a100", "pool": "training"}
+    assert worker_pod(job(at("Created")), 0, None, pool)["spec"]["nodeSelector"] == {
+        "pool": "training"}
+    assert "nodeSelector" not in worker_pod(job(at("Created")), 0, None, S)["spec"]

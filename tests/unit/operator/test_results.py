@@ -50,3 +50,17 @@ def test_metrics_are_finite_numbers_and_at_most_the_limit(metrics: dict[str, obj
     if result is not None:
         assert len(result.metrics) <= METRICS_LIMIT
         assert all(v == v and abs(v) != float("inf") for v in result.metrics.values())
+
+
+def test_control_characters_are_removed_from_the_model_and_metric_names_and_said() -> None:
+    """JSON carries ESC, CR and bidi overrides as escapes: after parsing they are real, and
+    status.result is read in terminals (kubectl, the plugin)."""
+    message = json.dumps({
+        "model": "\x1b]8;;https://evil.example/\x1b\\s3://b/m\x1b]8;;\x1b\\\x1b[2J\rok\u202e",
+        "metrics": {"\x1b[31mloss\x1b[0m": 0.5, "acc\u2066": 0.9, "\x1b[1m": 1.0}})
+    result, problem = parse_result(message)
+    assert result == JobResult(model="s3://b/m ok", metrics={"loss": 0.5, "acc": 0.9})
+    assert "control characters were removed from model" in problem
+    assert "control characters were removed from metric names" in problem
+    assert "metric '' is not a finite number with a name" in problem
+    assert parse_result('{"model": "s3://b/m"}') == (JobResult(model="s3://b/m"), "")

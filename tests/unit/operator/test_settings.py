@@ -1,5 +1,12 @@
+import json
+from pathlib import Path
+
 import pytest
+import yaml
 from trainingjob_operator.settings import Settings
+from trainingjob_operator.vocabulary import DEFAULT_ACCELERATORS
+
+CHART = Path(__file__).resolve().parents[3] / "charts" / "trainingjob-operator"
 
 
 def test_settings_read_the_environment() -> None:
@@ -24,3 +31,50 @@ def test_leader_election_settings_and_their_defaults() -> None:
 def test_a_bad_setting_names_the_variable(name: str, value: str) -> None:
     with pytest.raises(ValueError, match=name):
         Settings.from_env({name: value})
+
+
+def test_accelerators_are_a_comma_separated_or_json_list() -> None:
+    assert Settings().accelerators == DEFAULT_ACCELERATORS
+    for raw in ("amd.com/gpu, example.com/accel,", '["amd.com/gpu", "example.com/accel"]'):
+        s = Settings.from_env({"TRAININGJOB_ACCELERATORS": raw})
+        assert s.accelerators == ("amd.com/gpu", "example.com/accel")
+    assert Settings.from_env({"TRAININGJOB_ACCELERATORS": "nvidia.com/mig-*"}).accelerators == (
+        "nvidia.com/mig-*",)
+
+
+def test_cpu_only_bound_and_worker_node_selector_read_the_environment() -> None:
+    s = Settings.from_env({"TRAININGJOB_CPU_ONLY_MAX_WORKERS": "4",
+                           "TRAININGJOB_WORKER_NODE_SELECTOR": '{"example.com/pool": "train"}'})
+    assert (s.cpu_only_max_workers, s.worker_node_selector) == (4, {"example.com/pool": "train"})
+    assert Settings().worker_node_selector == {}
+    assert Settings.from_env({"TRAININGJOB_WORKER_NODE_SELECTOR": "{}"}).worker_node_selector == {}
+
+
+@pytest.mark.parametrize(("name", "value", "says"), [
+    ("TRAININGJOB_ACCELERATORS", "gpu", "'gpu' is not an extended resource name"),
+    ("TRAININGJOB_ACCELERATORS", "nvidia.com/*-x", "a * may only end it"),
+    ("TRAININGJOB_ACCELERATORS", '["amd.com/gpu", 1]', "a JSON list must hold strings only"),
+    ("TRAININGJOB_ACCELERATORS", '["amd.com/gpu"', "not a JSON list"),
+    ("TRAININGJOB_CPU_ONLY_MAX_WORKERS", "-1", "use 0 (no CPU-only jobs) or more"),
+    ("TRAININGJOB_CPU_ONLY_MAX_WORKERS", "many", "is not a valid int"),
+    ("TRAININGJOB_WORKER_NODE_SELECTOR", "pool=training", "not a JSON object"),
+    ("TRAININGJOB_WORKER_NODE_SELECTOR", '["pool"]', "a JSON object of label keys"),
+    ("TRAININGJOB_WORKER_NODE_SELECTOR", '{"pool": 1}', "to string values"),
+    ("TRAININGJOB_WORKER_NODE_SELECTOR", '{"a pool": "x"}', "'a pool' is not a label key"),
+    ("TRAININGJOB_WORKER_NODE_SELECTOR", '{"pool": "a b"}', "the value of 'pool' is not a label"),
+])
+def test_a_bad_list_or_map_setting_names_the_variable_and_what_is_wrong(
+        name: str, value: str, says: str) -> None:
+    with pytest.raises(ValueError, match=name) as e:
+        Settings.from_env({name: value})
+    assert says in str(e.value)
+
+
+def test_the_charts_defaults_are_the_operators() -> None:
+    """The chart renders its accelerators, cpuOnlyMaxWorkers and workerNodeSelector always:
+    with its defaults the operator behaves as with none set."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    env = {"TRAININGJOB_ACCELERATORS": ",".join(values["accelerators"]),
+           "TRAININGJOB_CPU_ONLY_MAX_WORKERS": str(values["cpuOnlyMaxWorkers"]),
+           "TRAININGJOB_WORKER_NODE_SELECTOR": json.dumps(values["workerNodeSelector"])}
+    assert Settings.from_env(env) == Settings()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,7 @@ from trainingjob_operator.plugin.errors import PluginError
 from trainingjob_operator.plugin.kubectl import Body, Kubectl, WaitOutcome
 from trainingjob_operator.plugin.main import COMMANDS, Session, build_parser
 
-from tests.unit.plugin.jobs import NOW, completed, pending, running
+from tests.unit.plugin.jobs import NOW, completed, pending, pod, running
 
 
 def body(job: TrainingJob) -> Body:
@@ -130,3 +131,63 @@ def test_list_without_active_jobs_says_so(capsys: pytest.CaptureFixture[str]) ->
         update={"name": "queued"})})
     assert run(Stub(completed(), queued), "list", "--all") == 0
     assert len(capsys.readouterr().out.splitlines()) == 3
+
+
+# What a hostile worker or tenant could leave in a job's status: ANSI colour and cursor
+# moves, an OSC 8 link, a CR that overwrites, a bidi override, a line break that fakes a line.
+HOSTILE = ("\x1b[2J\x1b[1;1H\x1b[32mok\x1b[0m\r\x1b]8;;https://evil.example/\x1b\\link"
+           "\x1b]8;;\x1b\\\u202edone\nPhase:     Completed")
+
+
+def _hostile() -> TrainingJob:
+    done = body(completed())
+    done["status"].update({
+        "reason": f"Succeeded{HOSTILE}", "message": HOSTILE,
+        "result": {"model": f"s3://b/{HOSTILE}", "metrics": {f"loss{HOSTILE}": 0.1}},
+        "failure": {"worker": 0, "pod": "llama-ft-worker-0", "container": "trainer",
+                    "output": f"line 1\n{HOSTILE}"}})
+    return TrainingJob.model_validate(done)
+
+
+def _printable(text: str) -> bool:
+    return all(line.isprintable() for line in text.split("\n"))
+
+
+@pytest.mark.parametrize("argv", [("view", "llama-ft"), ("list", "--all"), ("wait", "llama-ft"),
+                                  ("stop", "llama-ft")])
+def test_nothing_from_the_cluster_reaches_the_terminal_with_control_characters(
+        argv: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> None:
+    run(Stub(_hostile()), *argv)
+    out = capsys.readouterr()
+    assert _printable(out.out) and _printable(out.err), repr(out)
+    assert "\x1b" not in out.out and "\r" not in out.out and "\u202e" not in out.out
+
+
+def test_the_bodies_kubectl_reads_are_printable_and_the_output_tail_keeps_its_lines(
+        tmp_path: Any) -> None:
+    fake = tmp_path / "kubectl"
+    fake.write_text("#!/usr/bin/env python3\nimport json, sys\nprint(json.dumps(json.loads("
+                    f"{json.dumps(json.dumps(body(_hostile())))})))\n")
+    fake.chmod(0o755)
+    found = Kubectl(str(fake)).get_job("llama-ft", "team-a")
+    assert found is not None
+    status = found["status"]
+    assert status["message"] == "ok linkdone Phase:     Completed"  # one line: no fake line
+    assert status["result"]["model"] == "s3://b/ok linkdone Phase:     Completed"
+    assert status["failure"]["output"] == "line 1\nok\nlinkdone\nPhase:     Completed"
+
+
+def test_view_shows_only_the_pods_the_job_owns(capsys: pytest.CaptureFixture[str]) -> None:
+    job = running().model_copy(update={"metadata": running().metadata.model_copy(
+        update={"uid": "job-uid"})})
+    mine = pod(0)
+    mine["metadata"]["ownerReferences"] = [{"apiVersion": "training.dev/v1alpha1",
+                                            "kind": "TrainingJob", "name": "llama-ft",
+                                            "uid": "job-uid", "controller": True}]
+    squatter = pod(1, phase="Succeeded", main={"terminated": {"exitCode": 0}})
+    stub = Stub(job)
+    stub.list_pods = lambda job, namespace: [mine, squatter]  # type: ignore[method-assign]
+    assert run(stub, "view", "llama-ft") == 0
+    out = capsys.readouterr().out
+    assert "llama-ft-worker-0" in out
+    assert "Completed (exit 0)" not in out and "(no pod yet)" in out
