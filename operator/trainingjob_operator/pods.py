@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field
 
-from trainingjob_operator.models import Model
+from trainingjob_operator.schema import Model
 from trainingjob_operator.text import printable
 from trainingjob_operator.vocabulary import (
     ATTEMPT_LABEL,

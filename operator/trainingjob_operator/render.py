@@ -14,12 +14,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from trainingjob_operator.models import OWNED_POD_FIELDS as _OWNED
 from trainingjob_operator.models import TrainingJob
+from trainingjob_operator.pod_parts import OWNED_POD_FIELDS as _OWNED
 from trainingjob_operator.settings import Settings
 from trainingjob_operator.vocabulary import (
     API_VERSION,
     ATTEMPT_LABEL,
+    GPU_DEVICES_ENV,
+    GPU_DEVICES_NONE,
     INDEX_LABEL,
     JOB_LABEL,
     KIND,
@@ -60,6 +62,11 @@ def _env(job: TrainingJob, index: int, settings: Settings) -> list[dict[str, Any
             "TRAININGJOB_ATTEMPT": str(job.status.attempt)}
     if job.spec.output is not None:
         ours[OUTPUT_DIR_ENV] = job.spec.output.path
+    if not job.spec.gpus_per_worker:
+        # NVIDIA's device plugin README: a container that requests no GPU from an image with
+        # NVIDIA_VISIBLE_DEVICES=all (every CUDA base image) sees every GPU of the node under
+        # the NVIDIA runtime; "void" makes that runtime behave as runc (no devices).
+        ours[GPU_DEVICES_ENV] = GPU_DEVICES_NONE
     env = [{"name": k, "value": v} for k, v in ours.items()]
     for var in job.spec.env or []:
         if var.name not in ours:

@@ -126,7 +126,9 @@ DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
 DEFAULT_ACCELERATORS = ("nvidia.com/gpu", "nvidia.com/mig-*", "amd.com/gpu", "gpu.intel.com/*")
 # Env names that choose which devices a container sees (NVIDIA's and AMD's container
 # runtimes read them): set by the device plugin, never by a job.
-RESERVED_GPU_ENV = ("NVIDIA_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES",
+GPU_DEVICES_ENV = "NVIDIA_VISIBLE_DEVICES"
+GPU_DEVICES_NONE = "void"  # what a worker that asks for no GPU gets (render.py)
+RESERVED_GPU_ENV = (GPU_DEVICES_ENV, "CUDA_VISIBLE_DEVICES",
                     "NVIDIA_MIG_CONFIG_DEVICES", "NVIDIA_MIG_MONITOR_DEVICES",
                     "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL")
 

@@ -155,10 +155,11 @@ def test_defaults_render_the_operator_deployment(helm: Path) -> None:
     kinds = sorted(d["kind"] for d in docs)
     assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "PodDisruptionBudget",
                      "Role", "RoleBinding", "Service", "ServiceAccount",
-                     "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
+                     *["ValidatingAdmissionPolicy"] * 2, *["ValidatingAdmissionPolicyBinding"] * 2]
     assert {d["metadata"]["name"] for d in docs} == {
         "trainingjob-operator", "trainingjob-operator-leader-election",
-        "trainingjob-operator-metrics", "trainingjob-operator-pod-privilege"}
+        "trainingjob-operator-metrics", "trainingjob-operator-pod-privilege",
+        "trainingjob-operator-owned-pods"}
     deployment = one(docs, "Deployment")
     assert deployment["metadata"]["namespace"] == NAMESPACE
     spec = deployment["spec"]

@@ -116,3 +116,14 @@ def test_every_worker_carries_the_configured_node_set_next_to_its_own_selector()
     assert worker_pod(job(at("Created")), 0, None, pool)["spec"]["nodeSelector"] == {
         "pool": "training"}
     assert "nodeSelector" not in worker_pod(job(at("Created")), 0, None, S)["spec"]
+
+
+def test_a_worker_that_asks_for_no_gpu_is_shown_none_whatever_its_image_says() -> None:
+    """CUDA base images set NVIDIA_VISIBLE_DEVICES=all; a CPU-only worker overrides it."""
+    def devices(gpus: int) -> str | None:
+        pod = worker_pod(job(gpusPerWorker=gpus), 0, "n1", Settings())
+        env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+        return env.get("NVIDIA_VISIBLE_DEVICES")
+
+    assert devices(0) == "void"
+    assert devices(2) is None  # the device plugin sets it for the GPUs it allocates
