@@ -130,8 +130,14 @@ soak: venv devcluster-build
 
 # Lint, then the whole suite: unit tests and, against a devcluster the fixtures start and
 # stop, e2e tests.
-test: lint devcluster-build tools-build peers-build
+test: lint devcluster-build tools-build peers-build e2e-image
 	$(PY) -m pytest
+
+# The image tests/e2e/test_image.py runs, built (cached by its inputs) before pytest starts so
+# that a cold build (about 5 minutes) does not count against one test's timeout.
+.PHONY: e2e-image
+e2e-image: venv
+	@$(DEVCLUSTER) image --tag trainingjob-operator:e2e
 
 lint: venv
 	$(VENV)/bin/ruff check devcluster operator tests charts

@@ -20,6 +20,9 @@ from tests.kube import Kubectl
 
 pytestmark = [pytest.mark.real_node, pytest.mark.usefixtures("real_nodes")]
 TAG = "trainingjob-operator:e2e"
+# `make test` builds TAG before pytest (the `e2e-image` target); a cold build takes about
+# 5 minutes, so a run of these tests alone must not fail on pytest's 300 s default.
+COLD_BUILD = pytest.mark.timeout(1500)
 CHART_VALUES = ROOT / "charts" / "trainingjob-operator" / "values.yaml"
 
 
@@ -44,6 +47,7 @@ def _docker(*args: str) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, "DOCKER_HOST": docker.host})
 
 
+@COLD_BUILD
 def test_the_image_is_non_root_and_holds_no_package_manager_or_compiler(image: str) -> None:
     config = _docker("image", "inspect", image, "--format", "{{.Config.User}}")
     assert config.stdout.strip() == "65532:65532"
@@ -55,6 +59,7 @@ def test_the_image_is_non_root_and_holds_no_package_manager_or_compiler(image: s
     assert size < 250 * 2**20, f"the image grew to {size / 2**20:.0f} MiB"
 
 
+@COLD_BUILD
 def test_a_real_kubelet_runs_it_under_the_restricted_standard(image: str, kubectl: Kubectl,
                                                                ns: Kubectl) -> None:
     """The chart's securityContext (read-only root, non-root, no capabilities) in a
