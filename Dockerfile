@@ -17,11 +17,14 @@ COPY wheels/ wheels/
 # kube.py runs on kubernetes/aio, the asyncio client of the same package. `import kubernetes`
 # loads the synchronous client too, but its generated API classes (34 MB) only on first use,
 # and nothing here uses one: those modules are left out.
+# With wheels in the context pip must not look at an index at all (--no-index): in a build
+# without network it would otherwise wait out its retries on every requirement, for minutes.
 RUN set -e; \
     if ls wheels/pip-*.whl >/dev/null 2>&1; then pip="python3 $(ls wheels/pip-*.whl)/pip"; \
     else pip="python3 -m pip"; fi; \
-    $pip install --no-compile --require-hashes --find-links wheels --target /opt/app/deps \
-        -r requirements.lock; \
+    if ls wheels/*.whl >/dev/null 2>&1; then index="--no-index"; else index=""; fi; \
+    $pip install --no-compile --require-hashes $index --find-links wheels \
+        --target /opt/app/deps -r requirements.lock; \
     rm -rf /opt/app/deps/bin; \
     find /opt/app/deps/kubernetes/client/api -name '*_api.py' -delete
 COPY operator/trainingjob_operator/ /opt/app/trainingjob_operator/

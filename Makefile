@@ -12,12 +12,15 @@ IMAGE_TAG ?= 0.1.0
 IMAGE ?= $(IMAGE_REPO):$(IMAGE_TAG)
 KIND_CLUSTER ?= kind
 
-.PHONY: help venv lock devcluster-build cluster-up cluster-down cluster-status run test lint crds bench \
+.PHONY: help venv lock devcluster-build cluster-up cluster-down cluster-status run test test-unit \
+	test-e2e-fast lint crds bench \
 	deploy-manifests image devcluster-load kind-load kind-deploy
 
 help:
 	@echo "make run            devcluster (unless KUBECONFIG is set), the CRD, and the operator in the foreground"
-	@echo "make test           build everything and run the whole test suite against devcluster"
+	@echo "make test           build everything and run the whole test suite against devcluster (CI)"
+	@echo "make test-unit      the unit tests only: no cluster, seconds"
+	@echo "make test-e2e-fast  the e2e tests that need no real node and no benchmark peer (kwok only)"
 	@echo "make cluster-up     start devcluster in .devcluster/ ; make cluster-down stops it"
 	@echo "make lint           ruff, mypy --strict and the import layers (lint-imports)"
 	@echo "make crds           regenerate crds/ from the pydantic models (and the chart's copy)"
@@ -129,9 +132,19 @@ soak: venv devcluster-build
 	$(PY) -m tests.soak --duration $(DURATION)
 
 # Lint, then the whole suite: unit tests and, against a devcluster the fixtures start and
-# stop, e2e tests.
+# stop, e2e tests. This is what CI runs.
 test: lint devcluster-build tools-build peers-build e2e-image
 	$(PY) -m pytest
+
+# The tiers below it. Markers come from the fixtures each test uses (tests/conftest.py NEEDS).
+# test-unit: the pure core and the shell against a fake API; no cluster, seconds.
+test-unit: venv
+	$(PY) -m pytest tests/unit
+
+# test-e2e-fast: every e2e test that needs neither a real node nor a benchmark peer, on a
+# devcluster of kwok nodes only (no container runtime, no Kueue build).
+test-e2e-fast: venv devcluster-build tools-build
+	DEVCLUSTER_TEST_REAL_NODES=0 $(PY) -m pytest tests/e2e -m "not real_node and not peers"
 
 # The image tests/e2e/test_image.py runs, built (cached by its inputs) before pytest starts so
 # that a cold build (about 5 minutes) does not count against one test's timeout.

@@ -9,9 +9,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +19,10 @@ import pytest
 import yaml
 
 from devcluster import build
-from devcluster.cluster import free_ports
+from tests import harness
+from tests.harness import ROOT, Cluster
 from tests.kube import Kubectl
 
-ROOT = Path(__file__).resolve().parent.parent
 # Two test runs side by side need two clusters: DEVCLUSTER_TEST_DIR picks another directory.
 TEST_CLUSTER_DIR = Path(os.environ.get("DEVCLUSTER_TEST_DIR", ROOT / ".devcluster-test"))
 
@@ -33,38 +31,19 @@ TEST_CLUSTER_DIR = Path(os.environ.get("DEVCLUSTER_TEST_DIR", ROOT / ".devcluste
 REAL_NODES = int(os.environ.get("DEVCLUSTER_TEST_REAL_NODES", "1"))
 
 
-@dataclass(frozen=True)
-class Cluster:
-    kubeconfig: Path
-    bin_dir: Path
-    data_dir: Path | None  # None when the cluster is not a devcluster (TEST_KUBECONFIG)
-
-    @property
-    def kubectl(self) -> Kubectl:
-        return Kubectl(self.bin_dir / "kubectl", self.kubeconfig)
-
-
 def devcluster_cli(*args: str, data_dir: Path = TEST_CLUSTER_DIR,
                    timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "devcluster", "--dir", str(data_dir), *args],
-                          capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+    return harness.devcluster_cli(*args, data_dir=data_dir, timeout=timeout)
 
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
-    bin_dir = build.ensure_binaries()
-    external = os.environ.get("TEST_KUBECONFIG")
-    if external:
-        yield Cluster(Path(external), bin_dir, None)
-        return
-    devcluster_cli("down")  # a previous run that was killed may have left one behind
-    started = devcluster_cli("up", "--real-nodes", str(REAL_NODES), "--services")
-    if started.returncode != 0:
-        pytest.fail(f"devcluster up failed:\n{started.stderr}\n{started.stdout}")
     try:
-        yield Cluster(TEST_CLUSTER_DIR / "kubeconfig", bin_dir, TEST_CLUSTER_DIR)
-    finally:
-        devcluster_cli("down")
+        with harness.cluster(TEST_CLUSTER_DIR, "--real-nodes", str(REAL_NODES),
+                             "--services") as found:
+            yield found
+    except harness.ClusterError as err:
+        pytest.fail(str(err))
 
 
 @pytest.fixture(scope="session")
@@ -79,6 +58,20 @@ def real_nodes(cluster: Cluster) -> list[str]:
             pytest.fail(f"under CI every test must run: {why}")
         pytest.skip(why)
     return names
+
+
+# What a test needs, read from the fixtures it uses (directly or through others), as its
+# markers: `make test-e2e-fast` selects on them (pyproject.toml registers them).
+NEEDS = {"cluster": "cluster", "tools_dir": "tools", "operator": "operator",
+         "real_nodes": "real_node", "kueue_peer": "peers"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for fixture, marker in NEEDS.items():
+            if fixture in used:
+                item.add_marker(marker)
 
 
 @pytest.fixture(autouse=True)
@@ -163,8 +156,10 @@ def tools_dir() -> Path:
 @pytest.fixture(scope="session")
 def installation(cluster: Cluster, tools_dir: Path) -> Installation:
     """`helm install` of the chart (CRD, RBAC, Deployment) into a namespace that enforces the
-    restricted Pod Security Standard. devcluster has no container runtime: kwok plays the
-    Deployment's pods, and the operator itself runs as a local process (see `operator`)."""
+    restricted Pod Security Standard. The Deployment's pods do not tolerate the real nodes'
+    taint (devcluster/README.md, Real nodes), so they land on kwok nodes, which play them
+    without running a container; the operator the tests drive runs as a local process (see
+    `operator`), and test_image runs the image itself under a real node's kubelet."""
     kubectl = cluster.kubectl
     kubectl.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {
         "name": OPERATOR_NAMESPACE, "labels": {
@@ -176,56 +171,21 @@ def installation(cluster: Cluster, tools_dir: Path) -> Installation:
     return installed
 
 
-class Operator:
-    """The operator as a real process (python -m trainingjob_operator) against the cluster,
-    with leader election on, as the chart's service account."""
+class Operator(harness.Operator):
+    """The operator as a real process against the session's cluster, with leader election
+    on, as the chart's service account, with short grace periods so the failure rows play
+    out in seconds."""
 
-    # Short grace periods and sweep so the failure rows play out in seconds.
     ENV: ClassVar[dict[str, str]] = {
         "TRAININGJOB_IMAGE_PULL_GRACE_SECONDS": "4", "TRAININGJOB_CONFIG_ERROR_GRACE_SECONDS": "4",
-        "TRAININGJOB_NODE_LOST_GRACE_SECONDS": "2", "TRAININGJOB_SWEEP_SECONDS": "1",
+        "TRAININGJOB_NODE_LOST_GRACE_SECONDS": "2", "TRAININGJOB_LEADER_CHECK_SECONDS": "1",
         "TRAININGJOB_QUEUE_REFRESH_SECONDS": "1", "TRAININGJOB_LEADER_ELECT": "true",
         "TRAININGJOB_LEASE_NAME": RELEASE, "POD_NAMESPACE": OPERATOR_NAMESPACE}
 
     def __init__(self, kubeconfig: Path, log_path: Path, name: str = "local-operator-0",
                  env: dict[str, str] | None = None) -> None:
-        self.kubeconfig = kubeconfig
-        self.log_path = log_path
-        self.name = name
+        super().__init__(kubeconfig, log_path, name, self.ENV)
         self.extra_env = env or {}
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.metrics_port, self.health_port = free_ports(2)
-
-    @property
-    def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.metrics_port}/metrics"
-
-    @property
-    def health_url(self) -> str:
-        return f"http://127.0.0.1:{self.health_port}"
-
-    def start(self) -> None:
-        assert self.proc is None or self.proc.poll() is not None
-        env = {**os.environ, **self.ENV, "KUBECONFIG": str(self.kubeconfig),
-               "TRAININGJOB_METRICS_PORT": str(self.metrics_port),
-               "TRAININGJOB_HEALTH_PORT": str(self.health_port), "POD_NAME": self.name,
-               **self.extra_env}
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "trainingjob_operator"],
-                                         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
 
 @pytest.fixture(scope="session")

@@ -542,8 +542,8 @@ def unknown_field(draw: st.DrawFn, body: dict[str, Any]) -> FieldPath:
 
 def _free_form(path: FieldPath) -> bool:
     """Inside a part the schema keeps as given (x-kubernetes-preserve-unknown-fields) or a map."""
-    return any(s in ("valueFrom", "volume", "volumeMounts", "securityContext", "kopf",
-                     "requests", "limits", "labels", "annotations", "nodeSelector")
+    return any(s in ("valueFrom", "volume", "volumeMounts", "securityContext", "requests",
+                     "limits", "labels", "annotations", "nodeSelector")
                for s in path) or path[:3] == ("spec", "template", "spec")
 
 

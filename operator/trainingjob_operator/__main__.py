@@ -10,7 +10,9 @@ import socket
 import kopf
 
 from trainingjob_operator import handlers  # noqa: F401  (registers the handlers)
-from trainingjob_operator.settings import Settings, port_taken
+from trainingjob_operator.settings import Settings, deprecated, port_taken
+
+log = logging.getLogger("trainingjob_operator")  # run as __main__
 
 
 def free_or_explain(setting: str, port: int) -> None:
@@ -45,6 +47,8 @@ def main(argv: list[str] | None = None) -> None:
                    if settings.log_format == "json" else kopf.LogFormat.PLAIN)
     if not args.verbose:  # one line per handled event is noise at 10,000 jobs
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    for warning in deprecated():  # here, once: the startup handler reads the settings again
+        log.warning("%s", warning)
     # The informers (handlers.py) watch; kopf runs the process: startup, cleanup, signals.
     kopf.run(standalone=True, clusterwide=not namespaces, namespaces=namespaces,
              memo=kopf.Memo(namespaces=namespaces))

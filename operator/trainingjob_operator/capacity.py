@@ -30,6 +30,21 @@ def used(resource: str, pods: Iterable[PodView]) -> dict[str, int]:
     return out
 
 
+def held(pod: PodView | None) -> tuple[str, tuple[tuple[str, int], ...]] | None:
+    """The node and the extended resources a pod holds there (`used` counts them); None
+    when it holds nothing: not bound, finished, gone, or asking for none."""
+    if pod is None or not pod.node_name or pod.finished or not pod.requests:
+        return None
+    return pod.node_name, tuple(sorted(pod.requests.items()))
+
+
+def freed(before: PodView | None, after: PodView | None) -> bool:
+    """Whether a pod's change can leave more free: it held something and now holds less
+    (it finished or went away). A pod being bound only takes, and nothing waits for less."""
+    was = held(before)
+    return was is not None and held(after) != was
+
+
 def free(resource: str, nodes: Iterable[NodeView], in_use: Mapping[str, int],
          reserved: Mapping[str, int]) -> dict[str, int]:
     return {n.name: n.allocatable.get(resource, 0) - in_use.get(n.name, 0)

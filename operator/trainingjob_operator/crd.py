@@ -119,7 +119,7 @@ def _openapi(node: dict[str, Any], defs: dict[str, Any], spec: bool) -> dict[str
         if spec and "additionalProperties" in out:
             out.setdefault("maxProperties", DEFAULT_MAX_PROPERTIES)
         if spec and "properties" in out and out.get("x-kubernetes-preserve-unknown-fields"):
-            # A closed object (pod_parts._closed) holds no key but its properties.
+            # A closed object (pod_parts.closed) holds no key but its properties.
             out.setdefault("maxProperties", len(out["properties"]))
     if node.get("type") == "array":
         out["items"] = _openapi(node["items"], defs, spec)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 
-from trainingjob_operator.kube import Kube
+from trainingjob_operator.kube import Kube, said
 from trainingjob_operator.leases import claim, may_claim, parse_lease, release
 from trainingjob_operator.settings import Settings
 
@@ -57,7 +57,8 @@ class Elector:
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # the API is away: keep trying; leading() times out
-                log.warning("leader election: %s", err)
+                log.warning("leader election: %s; trying again in %gs", said(err),
+                            s.lease_retry_seconds)
             if was and not self.leading():
                 log.error("leader election: %s lost lease %s/%s; standing by", self.me,
                           s.lease_namespace, s.lease_name)

@@ -16,7 +16,7 @@ from typing import Any
 import kopf
 
 from trainingjob_operator import health
-from trainingjob_operator.controller import WORKERS, Controller, Indexes
+from trainingjob_operator.controller import WORKERS, Controller
 from trainingjob_operator.election import Elector, identity
 from trainingjob_operator.informer import (
     KeyedInformer,
@@ -28,7 +28,9 @@ from trainingjob_operator.informer import (
 from trainingjob_operator.kube import Kube
 from trainingjob_operator.models import TrainingJob, Unreadable, read_job
 from trainingjob_operator.nodes import NodeView, parse_node
+from trainingjob_operator.pods import PodView
 from trainingjob_operator.settings import Settings, port_taken
+from trainingjob_operator.views import Jobs, Nodes, Pods, Views
 from trainingjob_operator.vocabulary import GROUP, PLURAL, VERSION, Key
 
 
@@ -45,7 +47,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         raise kopf.PermanentError(
             f"the API server does not serve {PLURAL}.{GROUP}/{VERSION}: install the CRD "
             "(kubectl apply -f crds/, or the Helm chart) and start the operator again")
-    controller = Controller(kube, ours)
+    jobs: KeyedStore[Key, TrainingJob | Unreadable] = KeyedStore()
+    pods = PodStore()
+    nodes: KeyedStore[str, NodeView] = KeyedStore()
+    controller = Controller(kube, ours, Views(Jobs(jobs), Pods(pods), Nodes(nodes)))
     memo["controller"] = controller
     # The endpoints first: a port that is taken ends the process here, before any work
     # starts, instead of leaving it alive and idle (kopf retries a failed startup).
@@ -62,7 +67,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         kube.leading = controller.leading = elector.leading
         memo["elector"] = elector
         memo["election"] = asyncio.create_task(elector.run(), name="trainingjob-election")
-    informers = _informers(kube, controller, list(memo.get("namespaces") or []))
+    informers = _informers(kube, controller, list(memo.get("namespaces") or []),
+                           jobs, pods, nodes)
     for informer in informers:
         informer.watch_seconds = ours.watch_seconds
         informer.page_size = ours.list_page_size
@@ -72,7 +78,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         asyncio.create_task(controller.become_ready(), name="trainingjob-ready"),
         *(asyncio.create_task(controller.worker(), name=f"trainingjob-worker-{i}")
           for i in range(WORKERS))]
-    memo["loop"] = asyncio.create_task(controller.run(), name="trainingjob-admission-and-sweep")
+    memo["loop"] = asyncio.create_task(controller.run(), name="trainingjob-admission-loop")
 
 
 async def _bind(setting: str, port: int, serve: Callable[[], Any]) -> Any:
@@ -125,33 +131,28 @@ async def stop_loop(memo: kopf.Memo, **_: Any) -> None:
         await kube.close()
 
 
-def _informers(kube: Kube, controller: Controller, namespaces: list[str]) -> list[ListWatch]:
+def _informers(kube: Kube, controller: Controller, namespaces: list[str],
+               jobs: KeyedStore[Key, TrainingJob | Unreadable], pods: PodStore,
+               nodes: KeyedStore[str, NodeView]) -> list[ListWatch]:
     """Jobs and pods of every namespace (or of each watched one: one list each, one store
-    per kind), and the nodes; their stores become the controller's indexes."""
+    per kind), and the nodes, each filling the store the controller's views read."""
 
     async def job_changed(key: Key, job: TrainingJob | Unreadable | None) -> None:
-        if job is None:
-            controller.forget(key)
-        else:
-            controller.enqueue(key)
+        controller.job_changed(key, job)
+
+    async def pod_changed(before: PodView | None, after: PodView | None) -> None:
+        controller.pod_changed(before, after)
 
     async def node_changed(name: str, view: NodeView | None) -> None:
-        if controller.ready.is_set() and (view is None or not view.ready):
-            await controller.node_trouble(name, view is None)
-        if controller.node_changed(name, view):
-            controller.wake.set()  # capacity may have changed; a heartbeat alone changes nothing
+        controller.node_changed(name, view)
 
-    jobs: KeyedStore[Key, TrainingJob | Unreadable] = KeyedStore()
-    pods = PodStore()
     scopes = [f"/namespaces/{n}" for n in namespaces] or [""]
-    informers: list[ListWatch] = [
+    return [
         *(KeyedInformer(kube.rest, f"/apis/{GROUP}/{VERSION}{scope}/{PLURAL}", _job_key,
                         read_job, job_changed, jobs) for scope in scopes),
-        *(PodInformer(kube.rest, controller.pod_changed, f"/api/v1{scope}/pods", pods)
-          for scope in scopes)]
-    nodes = KeyedInformer(kube.rest, "/api/v1/nodes", _name, parse_node, node_changed)
-    controller.indexes = Indexes(jobs=jobs, pods=pods, nodes=nodes.store)
-    return [*informers, nodes]
+        *(PodInformer(kube.rest, pod_changed, f"/api/v1{scope}/pods", pods)
+          for scope in scopes),
+        KeyedInformer(kube.rest, "/api/v1/nodes", _name, parse_node, node_changed, nodes)]
 
 
 def _job_key(body: dict[str, Any]) -> Key:

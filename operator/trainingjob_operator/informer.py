@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from kubernetes.aio.client.exceptions import ApiException
 
-from trainingjob_operator.kube import Rest
+from trainingjob_operator.kube import Rest, said, transient_answer
 from trainingjob_operator.pods import PodView, parse_pod
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,8 @@ RETRY_SECONDS = 1.0
 # Objects per page of a list (limit and continue, as client-go's reflector pages them): a
 # relist of many large jobs never holds the whole list response at once.
 PAGE_SIZE = 500
-Changed = Callable[[PodView], Awaitable[None]]
+# A pod as it was and as it is (None: not there), so a reader can tell what moved.
+Changed = Callable[[PodView | None, PodView | None], Awaitable[None]]
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
@@ -97,8 +98,11 @@ class ListWatch:
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # the API is away: list again soon
-                log.warning("watch of %s: %s; listing again in %ss", self.path, err,
-                            RETRY_SECONDS)
+                # One line: a transient answer (a watch cache still filling after the CRD is
+                # created, on every fresh start) is news, not trouble.
+                log.log(logging.INFO if transient_answer(err) else logging.WARNING,
+                        "list and watch of %s: %s; listing again in %gs", self.path, said(err),
+                        RETRY_SECONDS)
                 await asyncio.sleep(RETRY_SECONDS)
 
     async def _relist(self) -> str:
@@ -185,21 +189,21 @@ class PodInformer(ListWatch):
         fresh, self.fresh = self.fresh, {}
         gone = [old for uid, old in self.store.pods.items()
                 if uid not in fresh and _under(self.path, old.namespace)]
-        moved = [p for uid, p in fresh.items() if self.store.pods.get(uid) != p]
+        moved = [(self.store.pods.get(uid), p) for uid, p in fresh.items()
+                 if self.store.pods.get(uid) != p]
         for pod in gone:
             self.store.remove(pod.uid)
-        for pod in moved:
+        for _, pod in moved:
             self.store.put(pod)
-        for pod in [*gone, *moved]:
-            await self.changed(pod)
+        for before, after in [*((p, None) for p in gone), *moved]:
+            await self.changed(before, after)
 
     async def apply(self, deleted: bool, obj: dict[str, Any]) -> None:
         pod = parse_pod(obj)
-        if deleted:
-            self.store.remove(pod.uid)
-        else:
+        before = self.store.remove(pod.uid)
+        if not deleted:
             self.store.put(pod)
-        await self.changed(pod)
+        await self.changed(before, None if deleted else pod)
 
 
 class KeyedStore(Generic[K, V]):

@@ -1,4 +1,5 @@
-"""The only module that talks to the Kubernetes API (besides kopf's own watching).
+"""The only module that talks to the Kubernetes API (kopf, which runs the process, makes only
+its discovery requests at startup and watches nothing).
 
 Requests go out on the asyncio client of the kubernetes package (`kubernetes.aio`: aiohttp,
 its connection pool, the kubeconfig's or the service account's credentials), as JSON on the
@@ -87,16 +88,58 @@ UNAVAILABLE = ("etcdserver: request timed out", "etcdserver: leader changed",
 
 def answer(status: int, message: str) -> Answer:
     """Pure: what an error answer to a create (not 409) means. 400, 403 and 422 are the
-    object's (invalid, forbidden by admission or quota), as is anything too large; 429 (the
-    API's priority and fairness, with Retry-After) and a missing ServiceAccount pass."""
-    lowered = message.lower()
-    if passing(status, message) or status == 429:
+    object's (invalid, forbidden by admission or quota), as is anything too large; a
+    transient answer and a missing ServiceAccount pass."""
+    if passing(status, message):
         return Answer.PASSING
-    if status in (400, 403, 413, 422) or any(t in lowered for t in TOO_LARGE):
+    if status in (400, 403, 413, 422) or any(t in message.lower() for t in TOO_LARGE):
         return Answer.REJECTED
-    if status in (503, 504) or (status >= 500 and any(u in lowered for u in UNAVAILABLE)):
+    if transient(status, message):
         return Answer.PASSING
     return Answer.FLAKY
+
+
+def transient(status: int, message: str) -> bool:
+    """Pure: the API server's own state, which passes by itself: 429 (priority and fairness,
+    or a watch cache still filling: "storage is (re)initializing", both with Retry-After),
+    503 or 504, and a 500 of etcd out of reach (UNAVAILABLE)."""
+    lowered = message.lower()
+    return status in (429, 503, 504) or (status >= 500 and any(u in lowered for u in UNAVAILABLE))
+
+
+# The most of a body that is not a Status (an HTML page of a proxy, say) a log line quotes.
+QUOTED_CHARS = 200
+
+
+def answered(status: int, http_reason: str, body: str) -> str:
+    """Pure: an error answer in one line, "429 TooManyRequests: storage is (re)initializing",
+    from its Status body (its reason and message), else its HTTP reason and body text."""
+    try:
+        found = json.loads(body) if body.strip() else {}
+    except ValueError:
+        found = None
+    if isinstance(found, dict):
+        reason = str(found.get("reason") or http_reason or "")
+        message = str(found.get("message") or "")
+    else:
+        reason, message = http_reason, body[:QUOTED_CHARS]
+    head = f"{status} {reason}".strip()
+    message = " ".join(message.split())  # a webhook's message may span lines
+    return f"{head}: {message}" if message else head
+
+
+def said(err: BaseException) -> str:
+    """An error in one line: an answer of the API server as `answered` words it
+    (kubernetes.aio's ApiException prints every header and the whole body), else its text."""
+    if isinstance(err, ApiException):
+        return "the API server answered " + answered(int(err.status or 0), str(err.reason or ""),
+                                                     str(err.body or ""))
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def transient_answer(err: BaseException) -> bool:
+    """Whether an error is an answer of the API server that passes by itself (`transient`)."""
+    return isinstance(err, ApiException) and transient(int(err.status or 0), _reason(err))
 
 
 def passing(status: int, reason: str) -> bool:
@@ -220,7 +263,7 @@ class Rest:
                                                _request_timeout=REQUEST_SECONDS)
             raw = await response.read()  # type: ignore[no-untyped-call]
         except (OSError, TimeoutError, aiohttp.ClientError) as err:
-            self._failed(str(err) or type(err).__name__)
+            self._failed(said(err))
             raise
         finally:
             self.waiting.pop(key, None)
@@ -243,7 +286,7 @@ class Rest:
             response = await self.api.call_api(method, url, headers,
                                                _request_timeout=seconds + WATCH_SLACK_SECONDS)
         except (OSError, TimeoutError, aiohttp.ClientError) as err:
-            self._failed(str(err) or type(err).__name__)
+            self._failed(said(err))
             raise
         self._answered(response.status)
         try:

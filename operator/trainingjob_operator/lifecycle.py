@@ -26,14 +26,13 @@ from trainingjob_operator.models import (
     QueueInfo,
     Reservation,
     TrainingJob,
-    Unreadable,
     WorkerCounts,
 )
 from trainingjob_operator.nodes import Snapshot, lost_nodes
 from trainingjob_operator.pods import PodView
 from trainingjob_operator.results import parse_result
 from trainingjob_operator.settings import Settings
-from trainingjob_operator.status import counted, counts, transition, unreadable_status, with_counts
+from trainingjob_operator.status import counted, counts, transition, with_counts
 from trainingjob_operator.text import printable
 from trainingjob_operator.timeutil import parse_time
 from trainingjob_operator.validation import invalid_spec
@@ -44,7 +43,6 @@ from trainingjob_operator.vocabulary import (
     EventType,
     Phase,
     Reason,
-    service_name,
 )
 from trainingjob_operator.waiting import queued_message
 from trainingjob_operator.workers import (
@@ -84,7 +82,7 @@ QUIET = frozenset({Reason.WAITING_FOR_CAPACITY, Reason.QUEUED_BEHIND_HIGHER_PRIO
                    Reason.CREATING_WORKERS, Reason.WORKERS_RUNNING})
 
 
-def _moved(job: TrainingJob, phase: Phase, reason: Reason, message: str, now: datetime,
+def moved(job: TrainingJob, phase: Phase, reason: Reason, message: str, now: datetime,
            settings: Settings, actions: Sequence[Action] = (), **changes: object) -> Decision:
     """A transition: the new status, its Event, and the actions that go with it. The
     message may quote what workers, tenants or the API server wrote: it is made printable."""
@@ -129,18 +127,18 @@ def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime, settings: S
 
     if phase is None:
         if spec.stop:
-            return _moved(job, Phase.STOPPED, Reason.STOPPED_BY_USER,
+            return moved(job, Phase.STOPPED, Reason.STOPPED_BY_USER,
                           "stopped before it was queued", now, settings)
         problem = invalid_spec(job, settings)
         if problem:
-            return _moved(job, Phase.DEPLOY_FAILED, Reason.INVALID_SPEC, problem, now, settings)
+            return moved(job, Phase.DEPLOY_FAILED, Reason.INVALID_SPEC, problem, now, settings)
         # A new job's first status comes from the queue (`admit` or `queued`), in one write
         # that already says where it stands; it asks for GPUs, so the queue runs.
         return Decision(releases=True)
     if phase.terminal:  # absorbing: only make sure nothing is left running, then expire
         return _finished(job, stops(current, grace, lost) + cleanup, now, settings)
     if spec.stop:
-        return _moved(job, Phase.STOPPED, Reason.STOPPED_BY_USER,
+        return moved(job, Phase.STOPPED, Reason.STOPPED_BY_USER,
                       f"stopped by the user; workers get SIGTERM and {grace}s to exit",
                       now, settings, [*stops(current, grace, lost), *cleanup],
                       reservation=None, queue=None)
@@ -171,7 +169,7 @@ def decide(job: TrainingJob, pods: Sequence[PodView], now: datetime, settings: S
     if phase is Phase.DEPLOYING:
         started = [w for w in workers if w.state in (WorkerState.RUNNING, WorkerState.SUCCEEDED)]
         if len(started) == spec.workers:
-            return _moved(job, Phase.RUNNING, Reason.WORKERS_RUNNING,
+            return moved(job, Phase.RUNNING, Reason.WORKERS_RUNNING,
                           f"all {spec.workers} workers are running", now, settings, cleanup,
                           **counted(tally))
         admitted = _admitted_at(job)
@@ -206,7 +204,7 @@ def _completed(job: TrainingJob, workers: Sequence[Worker], tally: WorkerCounts,
     """Every worker exited 0; rank 0 may have said what the job produced."""
     said = workers[0].container.message if workers and workers[0].container else None
     result, problem = parse_result(said)
-    done = _moved(job, Phase.COMPLETED, Reason.SUCCEEDED,
+    done = moved(job, Phase.COMPLETED, Reason.SUCCEEDED,
                   f"all {job.spec.workers} workers exited 0"
                   + (f"; model: {result.model}" if result and result.model else ""),
                   now, settings, cleanup, result=result, **counted(tally))
@@ -252,7 +250,7 @@ def _created(job: TrainingJob, workers: Sequence[Worker], stale: Sequence[PodVie
     creates: list[Action] = [CreateService()] if spec.workers > 1 else []
     creates += [CreatePod(w.index, _reserved_node(job, w.index))
                 for w in workers if w.state is WorkerState.MISSING]
-    return _moved(job, Phase.DEPLOYING, Reason.CREATING_WORKERS,
+    return moved(job, Phase.DEPLOYING, Reason.CREATING_WORKERS,
                   f"{spec.workers} worker pods created; scheduling, pulling images"
                   f"{', running setup' if spec.setup else ''}", now, settings, creates)
 
@@ -283,7 +281,7 @@ def _pending(job: TrainingJob, cleanup: Sequence[Action], now: datetime,
     deadline = since + timedelta(seconds=limit)
     if now < deadline:
         return Decision(actions=tuple(cleanup), recheck_at=deadline)
-    return _moved(job, Phase.DEPLOY_FAILED, Reason.QUEUE_TIMEOUT,
+    return moved(job, Phase.DEPLOY_FAILED, Reason.QUEUE_TIMEOUT,
                   f"waited in the queue longer than spec.timeouts.queueSeconds={limit}s "
                   f"({job.status.message}); raise queueSeconds or spec.priority, or ask for "
                   "fewer GPUs", now, settings, cleanup, queue=None)
@@ -296,11 +294,11 @@ def _end(job: TrainingJob, verdict: Verdict, current: Sequence[PodView],
     this attempt's workers and keeps their pods, and so their logs."""
     grace = job.spec.termination_grace_period_seconds
     if verdict.retry:
-        return _moved(job, Phase.PENDING, verdict.reason, verdict.message, now, settings,
+        return moved(job, Phase.PENDING, verdict.reason, verdict.message, now, settings,
                       deletes([*current, *stale], grace, lost), attempt=job.status.attempt + 1,
                       reservation=None, queue=None,
                       **counted(WorkerCounts(total=job.spec.workers)))
-    return _moved(job, verdict.phase, verdict.reason, verdict.message, now, settings,
+    return moved(job, verdict.phase, verdict.reason, verdict.message, now, settings,
                   [*stops(current, grace, lost), *deletes(stale, grace, lost)],
                   failure=verdict.failure, **({} if tally is None else counted(tally)))
 
@@ -314,7 +312,7 @@ def new_in_queue(job: TrainingJob, settings: Settings) -> bool:
 def queued(job: TrainingJob, reason: Reason, message: str, queue: QueueInfo, now: datetime,
            settings: Settings) -> Decision:
     """A new job's first status: Pending, with why it waits and where it stands."""
-    return _moved(job, Phase.PENDING, reason, message, now, settings,
+    return moved(job, Phase.PENDING, reason, message, now, settings,
                   attempt=job.status.attempt or 1, queue=queue)
 
 
@@ -325,11 +323,11 @@ def admit(job: TrainingJob, nodes: Sequence[str], now: datetime,
     through Pending on the way (the queue admitted it at once)."""
     events: tuple[Event, ...] = ()
     if job.status.phase is None:
-        first = _moved(job, Phase.PENDING, Reason.WAITING_FOR_CAPACITY, queued_message(job),
+        first = moved(job, Phase.PENDING, Reason.WAITING_FOR_CAPACITY, queued_message(job),
                        now, settings, attempt=1)
         job, events = _with(job, first), first.events
     where = (f" on {', '.join(sorted(set(nodes)))}" if nodes else "")
-    created = _moved(job, Phase.CREATED, Reason.ADMITTED,
+    created = moved(job, Phase.CREATED, Reason.ADMITTED,
                      f"admitted: {job.total_gpus} GPUs reserved{where}", now, settings,
                      reservation=Reservation(attempt=job.status.attempt, nodes=list(nodes)),
                      queue=None)
@@ -341,87 +339,3 @@ def admit(job: TrainingJob, nodes: Sequence[str], now: datetime,
 
 def _with(job: TrainingJob, decision: Decision) -> TrainingJob:
     return job.model_copy(update={"status": decision.status})
-
-
-# How the API server words a Pod Security Admission refusal (k8s.io/pod-security-admission).
-POD_SECURITY_REFUSAL = "violates PodSecurity"
-
-
-def pod_rejected(job: TrainingJob, worker: int, error: str, now: datetime,
-                 settings: Settings) -> Decision:
-    """The API refused a worker pod; a Pod Security refusal says which fields answer it (the
-    containers are the operator's, so their securityContext comes from spec.securityContext)."""
-    if POD_SECURITY_REFUSAL in error:
-        fix = ("the namespace's Pod Security level refuses it: remove what it names from "
-               "spec.template, and set spec.securityContext (every container) and "
-               "spec.template.spec.securityContext (the pod) as it asks")
-    elif TOO_LARGE in error.lower():
-        fix = ("the pod is larger than the API server stores (spec.env is copied into the "
-               "setup and the training container): make spec.env, spec.args and "
-               "spec.template smaller, and create the TrainingJob again")
-    else:
-        fix = "fix the quota, policy or spec field it names"
-    return _moved(job, Phase.DEPLOY_FAILED, Reason.POD_REJECTED,
-                  f"the API server rejected worker {worker}'s pod: {error}; {fix}", now,
-                  settings, reservation=None)
-
-
-TOO_LARGE = "too large"  # how the API server and etcd word a refusal of a too-large object
-
-
-def service_rejected(job: TrainingJob, error: str, now: datetime,
-                     settings: Settings) -> Decision:
-    """The API refused the gang's headless Service: without it no worker finds worker 0."""
-    return _moved(job, Phase.DEPLOY_FAILED, Reason.SERVICE_REJECTED,
-                  f"the API server rejected the workers' Service "
-                  f"{service_name(job.metadata.name)}: {error}; fix the namespace's quota "
-                  "(services) or the policy it names, and create the TrainingJob again",
-                  now, settings, reservation=None)
-
-
-def name_taken(job: TrainingJob, kind: str, name: str, owner_uid: str | None, now: datetime,
-               settings: Settings) -> Decision:
-    """A create answered AlreadyExists by an object the job does not own (kube.create read
-    it): nothing it does may count as the job's."""
-    verdict = worker_name_taken(job, kind, name, owner_uid)
-    return _moved(job, verdict.phase, verdict.reason, verdict.message, now, settings,
-                  reservation=None)
-
-
-def unusable(job: TrainingJob, pods: Sequence[PodView], problem: str, now: datetime,
-             settings: Settings) -> Decision:
-    """The operator could not decide, place or render this job from what it holds (a shape
-    the models let through, stored before a schema change): it ends, releasing its GPUs and
-    stopping its workers, instead of failing every pass. A finished job stays as it is."""
-    phase = job.status.phase
-    if phase is not None and phase.terminal:
-        return Decision()
-    pods = [p for p in pods if owned(job, p)]
-    current = [p for p in pods if p.attempt == job.status.attempt]
-    stale = [p for p in pods if p.attempt != job.status.attempt]
-    grace = job.spec.termination_grace_period_seconds
-    return _moved(job, Phase.FAILED if phase is Phase.RUNNING else Phase.DEPLOY_FAILED,
-                  Reason.INVALID_SPEC, problem, now, settings,
-                  [*stops(current, grace), *deletes(stale, grace)], reservation=None, queue=None)
-
-
-# An unreadable job's pods go with this grace (the spec that would say is what cannot be
-# read): the API's own default terminationGracePeriodSeconds.
-UNREADABLE_GRACE_SECONDS = 30
-
-
-def unreadable(job: Unreadable, pods: Sequence[PodView], now: datetime) -> Decision:
-    """An object the models cannot read ends in DeployFailed/InvalidSpec (Failed if it was
-    Running), once, instead of crashing the operator; an active one had pods and GPUs, and
-    its pods are deleted, so it holds neither. A finished one stays as it is (only a pod
-    still running, which a finished job never has, is deleted)."""
-    was = Phase(job.phase) if job.phase in {p.value for p in Phase} else None
-    pods = [p for p in pods if p.owner_uid == job.metadata.uid]  # never a squatter's
-    if job.phase and (was is None or was.terminal):
-        left = [p for p in pods if not p.finished]
-        return Decision(actions=tuple(deletes(left, UNREADABLE_GRACE_SECONDS)))
-    status = unreadable_status(job.problems, now, job.metadata.generation,
-                               Phase.FAILED if was is Phase.RUNNING else Phase.DEPLOY_FAILED)
-    return Decision(status, tuple(deletes(pods, UNREADABLE_GRACE_SECONDS)),
-                    events=(Event(EventType.WARNING, Reason.INVALID_SPEC,
-                                  str(status.message)),), releases=True)

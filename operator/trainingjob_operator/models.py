@@ -20,13 +20,12 @@ from trainingjob_operator.pod_parts import (
     ObjectFieldSelector,
     Part,
     ResourceFieldSelector,
-    TemplateSpec,
     VolumeMount,
-    VolumeSource,
     one_of,
 )
+from trainingjob_operator.pod_template import TemplateSpec
+from trainingjob_operator.pod_volumes import VolumeSource
 from trainingjob_operator.schema import (
-    FreeForm,
     LabelMap,
     Model,
     Quantity,
@@ -424,7 +423,6 @@ class TrainingJobStatus(Model):
     failure: FailureRecord | None = None
     result: JobResult | None = None
     conditions: list[Condition] = Field(default_factory=list, max_length=16)
-    kopf: FreeForm | None = None
 
 
 class ObjectMeta(Model):

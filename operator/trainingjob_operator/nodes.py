@@ -147,7 +147,7 @@ def eligible(node: NodeView, placement: Placement) -> bool:
 
 def node_lost(name: str, node: NodeView | None, now: datetime,
               grace: timedelta) -> tuple[str | None, datetime | None]:
-    """(why the node counts as lost, or None; when it will count as lost, for the sweep)."""
+    """(why the node counts as lost, or None; when it will count as lost, for a delayed add)."""
     if node is None:
         return f"node {name} was deleted", None
     if node.ready:
@@ -209,7 +209,7 @@ def snapshot(memory: NodeMemory, names: Collection[str], index: Mapping[str, Nod
 def lost_nodes(nodes: Snapshot, now: datetime,
                grace: timedelta) -> tuple[dict[str, str], datetime | None]:
     """Which nodes of the snapshot count as lost, with why; and when the next NotReady one
-    will count, for the sweep."""
+    will count, for the work queue's delayed add."""
     lost: dict[str, str] = {}
     recheck: datetime | None = None
     for name in sorted(nodes):

@@ -54,8 +54,7 @@ def candidate(key: Key, job: TrainingJob,
 @dataclass(frozen=True)
 class Waiting:
     key: Key
-    reason: Reason  # WAITING_FOR_CAPACITY, NO_NODE_FITS, GANG_TOO_LARGE or
-    #                 QUEUED_BEHIND_HIGHER_PRIORITY
+    reason: Reason  # one of vocabulary.QUEUE_REASONS
     needed: int
     free: int
     largest_node: int

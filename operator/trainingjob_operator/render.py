@@ -15,7 +15,7 @@ import copy
 from typing import Any
 
 from trainingjob_operator.models import TrainingJob
-from trainingjob_operator.pod_parts import OWNED_POD_FIELDS as _OWNED
+from trainingjob_operator.pod_template import OWNED_POD_FIELDS as _OWNED
 from trainingjob_operator.settings import Settings
 from trainingjob_operator.vocabulary import (
     API_VERSION,

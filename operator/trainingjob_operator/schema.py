@@ -9,10 +9,6 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
-# A free-form object that Kubernetes stores as given (PodTemplateSpec parts, env sources...).
-FreeForm = Annotated[dict[str, Any], WithJsonSchema(
-    {"type": "object", "x-kubernetes-preserve-unknown-fields": True})]
-
 
 def rules(*pairs: tuple[str, str]) -> dict[str, Any]:
     """CEL validations in the CRD schema; each message names the field and the fix. A message

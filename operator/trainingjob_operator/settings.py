@@ -20,7 +20,7 @@ class Settings:
     config_error_grace_seconds: float = 60.0
     # With leader election: how often the loop looks at the leader gauge (the lease is renewed
     # as often). Time-based transitions are each woken for at their own time.
-    sweep_seconds: float = 2.0
+    leader_check_seconds: float = 2.0
     # The queue runs at most this often: events that arrive meanwhile are decided together.
     admission_interval_seconds: float = 0.1
     # A Pending job's free-GPU count is refreshed at most this often (one write each).
@@ -68,14 +68,15 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        """Read TRAININGJOB_<FIELD>; a value that does not parse names the variable."""
+        """Read TRAININGJOB_<FIELD>, or a renamed field's old variable; a value that does not
+        parse names the variable."""
         env = dict(os.environ if env is None else env)
         values: dict[str, object] = {}
         for f in fields(cls):
-            name = f"TRAININGJOB_{f.name.upper()}"
-            raw = env.get(name)
-            if raw is not None:
-                values[f.name] = _parse(name, raw, str(f.type))
+            names = [variable(f.name), *(variable(o) for o, n in RENAMED.items() if n == f.name)]
+            name = next((n for n in names if n in env), None)
+            if name is not None:
+                values[f.name] = _parse(name, env[name], str(f.type))
         if "lease_namespace" not in values and env.get("POD_NAMESPACE"):
             values["lease_namespace"] = env["POD_NAMESPACE"]
         if values.get("log_format", "plain") not in ("plain", "json"):
@@ -87,6 +88,35 @@ class Settings:
             raise ValueError(f"TRAININGJOB_CPU_ONLY_MAX_WORKERS={values['cpu_only_max_workers']}: "
                              "use 0 (no CPU-only jobs) or more")
         return cls(**values)  # type: ignore[arg-type]
+
+
+# Settings renamed: old field -> new field. The old variable (and the chart's `settings` key
+# that renders it) still works, with one warning at startup (`deprecated`), so an upgrade
+# keeps a deployment's values.
+RENAMED = {"sweep_seconds": "leader_check_seconds"}
+
+
+def variable(name: str) -> str:
+    return f"TRAININGJOB_{name.upper()}"
+
+
+def chart_key(name: str) -> str:
+    """The chart's `settings` key of a field (the template renders it back with snakecase)."""
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def deprecated(env: Mapping[str, str] | None = None) -> list[str]:
+    """One warning for each old variable set, naming the new one."""
+    env = os.environ if env is None else env
+    out = []
+    for old, new in RENAMED.items():
+        if variable(old) in env:
+            what = (f"deprecated and ignored: {variable(new)} is set" if variable(new) in env
+                    else f"deprecated: it is read as {variable(new)}; set that instead")
+            out.append(f"{variable(old)} is {what} (in the Helm chart: "
+                       f"settings.{chart_key(new)} instead of settings.{chart_key(old)})")
+    return out
 
 
 def _parse(name: str, raw: str, kind: str) -> object:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from trainingjob_operator.models import TrainingJob
-from trainingjob_operator.pod_parts import OWNED_POD_FIELDS, owned_field_problem
+from trainingjob_operator.pod_template import OWNED_POD_FIELDS, owned_field_problem
 from trainingjob_operator.settings import Settings
 from trainingjob_operator.vocabulary import pod_name
 

@@ -50,20 +50,18 @@ FAILED_PHASES = frozenset({Phase.DEPLOY_FAILED, Phase.FAILED})
 
 
 class Reason(StrEnum):
-    """Why a job is in its phase: status.reason, the history's and the Events' reason."""
+    """Why a job is in its phase: status.reason, the history's and the Events' reason.
+    PHASE_REASONS says which phase may carry which."""
 
-    # Pending
     WAITING_FOR_CAPACITY = "WaitingForCapacity"
     NO_NODE_FITS = "NoNodeFits"
     GANG_TOO_LARGE = "GangTooLarge"  # all the nodes it may use could not hold every worker
     QUEUED_BEHIND_HIGHER_PRIORITY = "QueuedBehindHigherPriority"
-    WORKER_LOST = "WorkerLost"  # Pending again (a retry), or Failed when retries are used up
-    # Created, Deploying, Running, Completed
+    WORKER_LOST = "WorkerLost"  # Pending again (a retry), or the end when retries are used up
     ADMITTED = "Admitted"
     CREATING_WORKERS = "CreatingWorkers"
     WORKERS_RUNNING = "WorkersRunning"
     SUCCEEDED = "Succeeded"
-    # DeployFailed
     INVALID_SPEC = "InvalidSpec"
     QUEUE_TIMEOUT = "QueueTimeout"
     DEPLOY_TIMEOUT = "DeployTimeout"
@@ -77,18 +75,42 @@ class Reason(StrEnum):
     INVALID_IMAGE_NAME = "InvalidImageName"
     IMAGE_PULL_FAILED = "ImagePullFailed"
     CONTAINER_CONFIG_ERROR = "ContainerConfigError"
-    # Failed
     ERROR = "Error"
     OOM_KILLED = "OOMKilled"  # host memory: the container's limit
     GPU_OUT_OF_MEMORY = "GPUOutOfMemory"
     RENDEZVOUS_FAILED = "RendezvousFailed"
     DEADLINE_EXCEEDED = "DeadlineExceeded"
-    # Stopped
     STOPPED_BY_USER = "StoppedByUser"
     # Event only: the rank-0 worker's result could not be read (the job still Completed).
     RESULT_IGNORED = "ResultIgnored"
     # Shown by the plugin for an object it cannot parse; never written by the operator.
     UNREADABLE = "Unreadable"
+
+
+# Why a job waits in the queue (queue.Waiting): the reasons a waiting status may change to.
+QUEUE_REASONS = frozenset({Reason.WAITING_FOR_CAPACITY, Reason.NO_NODE_FITS,
+                           Reason.GANG_TOO_LARGE, Reason.QUEUED_BEHIND_HIGHER_PRIORITY})
+# The end of a job whose spec or object the operator cannot use: from any active phase.
+_UNUSABLE = frozenset({Reason.INVALID_SPEC, Reason.WORKER_NAME_TAKEN})
+# The one phase -> reasons table: status.transition and status.refresh refuse any other
+# pair, and a unit test holds every reason but EVENT_ONLY to some phase.
+PHASE_REASONS: dict[Phase, frozenset[Reason]] = {
+    Phase.PENDING: QUEUE_REASONS | {Reason.WORKER_LOST},  # WorkerLost: a retry
+    Phase.CREATED: frozenset({Reason.ADMITTED}),
+    Phase.DEPLOYING: frozenset({Reason.CREATING_WORKERS}),
+    Phase.RUNNING: frozenset({Reason.WORKERS_RUNNING}),
+    Phase.COMPLETED: frozenset({Reason.SUCCEEDED}),
+    Phase.DEPLOY_FAILED: _UNUSABLE | {
+        Reason.QUEUE_TIMEOUT, Reason.DEPLOY_TIMEOUT, Reason.UNSCHEDULABLE, Reason.POD_REJECTED,
+        Reason.SERVICE_REJECTED, Reason.SETUP_FAILED, Reason.DEPENDENCIES_FAILED,
+        Reason.INVALID_IMAGE_NAME, Reason.IMAGE_PULL_FAILED, Reason.CONTAINER_CONFIG_ERROR,
+        Reason.WORKER_LOST},  # WorkerLost: a reserved node lost before any pod started
+    Phase.FAILED: _UNUSABLE | {
+        Reason.ERROR, Reason.OOM_KILLED, Reason.GPU_OUT_OF_MEMORY, Reason.RENDEZVOUS_FAILED,
+        Reason.DEADLINE_EXCEEDED, Reason.WORKER_LOST},
+    Phase.STOPPED: frozenset({Reason.STOPPED_BY_USER}),
+}
+EVENT_ONLY = frozenset({Reason.RESULT_IGNORED, Reason.UNREADABLE})  # never a status's reason
 
 
 # Which spec.timeouts limit ended a job with this reason (the timeouts metric's label).
@@ -106,6 +128,24 @@ class ConditionType(StrEnum):
     # progress, a failed one will not progress any more.
     RECONCILING = "Reconciling"
     STALLED = "Stalled"
+
+
+# The phases in which each condition is True. Admitted is also True on a finished job whose
+# last attempt was admitted (status.conditions). Each condition owns its reason: a True one
+# carries the job's reason (Admitted=True: Admitted; Finished=True: the phase it ended in),
+# a False one the phase that keeps it False (Failed=False reason=Completed), except
+# Admitted=False, which carries why the job is not admitted (WaitingForCapacity,
+# QueueTimeout...). docs/operations.md shows the table.
+CONDITION_TRUE_IN: dict[ConditionType, frozenset[Phase]] = {
+    ConditionType.ADMITTED: ADMITTED,
+    ConditionType.RUNNING: frozenset({Phase.RUNNING}),
+    ConditionType.FINISHED: TERMINAL,
+    ConditionType.COMPLETE: frozenset({Phase.COMPLETED}),
+    ConditionType.FAILED: FAILED_PHASES,
+    ConditionType.RECONCILING: ACTIVE,
+    ConditionType.STALLED: FAILED_PHASES,
+}
+ConditionReason = Reason | Phase  # a condition's reason: a Reason, or the phase that explains it
 
 
 class EventType(StrEnum):

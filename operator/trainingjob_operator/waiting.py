@@ -16,9 +16,9 @@ from trainingjob_operator.decision import Decision
 from trainingjob_operator.models import QueueInfo, TrainingJob
 from trainingjob_operator.queue import Waiting
 from trainingjob_operator.settings import Settings
-from trainingjob_operator.status import conditions
+from trainingjob_operator.status import refresh
 from trainingjob_operator.timeutil import format_time, parse_time
-from trainingjob_operator.vocabulary import Key, Phase, Reason
+from trainingjob_operator.vocabulary import Key, Reason
 
 BURST_SECONDS = 5  # the budget saves up at most this many seconds of writes
 
@@ -65,17 +65,32 @@ def waiting(job: TrainingJob, w: Waiting, now: datetime, settings: Settings) -> 
         return Decision()  # checked first: with 10,000 Pending jobs most passes end here
     message = waiting_message(job, w)
     queue = queue_info(w, now)
-    if old.reason == w.reason:
-        unchanged = old.message == message and old.queue is not None and \
+    if old.reason == w.reason and old.message == message and \
+            old.observed_generation == job.metadata.generation and old.queue is not None and \
             old.queue.model_copy(update={"updated_time": None}) == \
-            queue.model_copy(update={"updated_time": None})
-        if unchanged:
-            return Decision()
-        return Decision(old.model_copy(update={"message": message, "queue": queue}))
-    new = conditions(old.conditions, Phase.PENDING, w.reason, message, False,
-                     job.metadata.generation, format_time(now))
-    return Decision(old.model_copy(update={"reason": w.reason, "message": message,
-                                           "queue": queue, "conditions": new}))
+            queue.model_copy(update={"updated_time": None}):
+        return Decision()  # the same numbers for the same spec: nothing to say
+    return Decision(refresh(job, w.reason, message, now, queue=queue))
+
+
+def _numbers(q: QueueInfo) -> tuple[int | None, ...]:
+    return (q.position, q.namespace_position, q.gpus_needed, q.gpus_free, q.largest_node_gpus)
+
+
+def next_refresh(pending: Mapping[Key, TrainingJob], waiting_jobs: Iterable[Waiting],
+                 now: datetime, settings: Settings) -> datetime | None:
+    """When the earliest refresh held back by `waiting` comes due: a job whose numbers
+    moved within queue_refresh_seconds of its last write. The queue looks again then, since
+    no event may come to say so (only numbers are compared: no message is built)."""
+    every = timedelta(seconds=settings.queue_refresh_seconds)
+    due: list[datetime] = []
+    for w in waiting_jobs:
+        old = pending[w.key].status
+        last = parse_time(old.queue.updated_time) if old.queue else None
+        if old.queue is not None and last is not None and now - last < every and \
+                old.reason == w.reason and _numbers(old.queue) != _numbers(queue_info(w, now)):
+            due.append(last + every)
+    return min(due, default=None)
 
 
 def queue_writes(pending: Mapping[Key, TrainingJob], waiting_jobs: Iterable[Waiting],

@@ -12,18 +12,15 @@ import argparse
 import asyncio
 import itertools
 import json
-import os
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from devcluster import build, kueue
-from devcluster.cluster import free_ports
+from tests import harness
 from tests.bench import apimetrics, drive, profile, report, scale, workloads
 from tests.bench.queuepass import queue_pass
 from tests.bench.workloads import Workload
@@ -39,36 +36,15 @@ TRAINING_JOBS = drive.Kind("training.dev", "v1alpha1", "trainingjobs",
 BATCH_JOBS = drive.Kind("batch", "v1", "jobs", workloads.batch_job_done)
 
 
-def devcluster(*args: str, data: Path = DATA) -> None:
-    subprocess.run([sys.executable, "-m", "devcluster", "--dir", str(data), *args], cwd=ROOT,
-                   check=True, stdout=subprocess.DEVNULL)
-
-
 @contextmanager
 def operator(kubeconfig: Path, log: Path,
              more_env: Mapping[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """The operator as `make run` starts it, one replica, metrics off (unless `more_env`
     says otherwise); yielded once ready."""
-    (health,) = free_ports(1)
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "TRAININGJOB_METRICS_PORT": "0",
-           "TRAININGJOB_HEALTH_PORT": str(health), **(more_env or {})}
-    with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "trainingjob_operator"], cwd=ROOT,
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{health}/readyz", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"the operator did not get ready; see {log}") from None
-                time.sleep(0.2)
-        yield proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with harness.running(kubeconfig, log, {"TRAININGJOB_METRICS_PORT": "0",
+                                           **(more_env or {})}) as op:
+        assert op.proc is not None
+        yield op.proc
 
 
 @contextmanager
@@ -173,16 +149,11 @@ def bench_workload(kubectl: Kubectl, workload: Workload, peers: Sequence[str], r
 
 def with_cluster(nodes: int, body: Callable[[Kubectl], None], data: Path = DATA) -> None:
     """A fresh devcluster in `data` (fake nodes only) with the CRD, down again after."""
-    devcluster("down", data=data)
-    devcluster("up", "--nodes", str(nodes), "--real-nodes", "0", data=data)
-    try:
-        kubectl = Kubectl(build.ensure_binaries(log=False) / "kubectl", data / "kubeconfig")
+    with harness.devcluster(data, "--nodes", str(nodes), "--real-nodes", "0") as cluster:
+        kubectl = cluster.kubectl
         kubectl.run("apply", "-f", str(ROOT / "crds"))
         kubectl.run("wait", "--for=condition=Established", "crd/trainingjobs.training.dev")
         body(kubectl)
-    finally:
-        subprocess.run([sys.executable, "-m", "devcluster", "--dir", str(data), "down"],
-                       cwd=ROOT, capture_output=True)
 
 
 def main() -> None:

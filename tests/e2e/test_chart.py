@@ -219,7 +219,7 @@ def test_values_reach_the_deployment(helm: Path, tmp_path: Path) -> None:
     values = tmp_path / "values.yaml"
     values.write_text(yaml.safe_dump({
         "settings": {"imagePullGraceSeconds": 300, "historyLimit": 1000000,
-                     "sweepSeconds": 0.5},
+                     "leaderCheckSeconds": 0.5, "sweepSeconds": 3},  # the old key still passes
         "extraEnv": [{"name": "EXTRA", "value": "x"}],
         "logFormat": "plain", "podLabels": {"team": "ml"},
         "podAnnotations": {"a": "b"}, "priorityClassName": "ops",
@@ -233,7 +233,8 @@ def test_values_reach_the_deployment(helm: Path, tmp_path: Path) -> None:
     env = env_of(deployment)
     assert env["TRAININGJOB_IMAGE_PULL_GRACE_SECONDS"] == "300"
     assert env["TRAININGJOB_HISTORY_LIMIT"] == "1000000"  # not 1e+06
-    assert env["TRAININGJOB_SWEEP_SECONDS"] == "0.5"
+    assert env["TRAININGJOB_LEADER_CHECK_SECONDS"] == "0.5"
+    assert env["TRAININGJOB_SWEEP_SECONDS"] == "3"  # the operator reads it only as a fallback
     assert env["TRAININGJOB_QUEUE_WRITES_PER_SECOND"] == "2.5"
     assert env["TRAININGJOB_LOG_FORMAT"] == "plain"
     assert env["TRAININGJOB_ACCELERATORS"] == "amd.com/gpu,example.com/accel-*"

@@ -11,7 +11,8 @@ import pytest
 
 from devcluster.build import GO_DIR, module_version
 from devcluster.cluster import group_members, read_state
-from tests.conftest import Cluster, devcluster_cli
+from tests.conftest import devcluster_cli
+from tests.harness import Cluster
 from tests.kube import Kubectl
 
 pytestmark = pytest.mark.kwok  # these start and inspect devclusters of their own

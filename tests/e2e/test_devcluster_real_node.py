@@ -14,10 +14,11 @@ from devcluster import hostnode
 from devcluster.cluster import group_members, read_state
 from devcluster.images import TRAINER_IMAGE
 from devcluster.realnode import REAL_NODE_TAINT
-from tests.conftest import Cluster, devcluster_cli
+from tests.conftest import devcluster_cli
+from tests.harness import Cluster
 from tests.kube import Kubectl, eventually
 
-pytestmark = [pytest.mark.real_node, pytest.mark.usefixtures("real_nodes")]
+pytestmark = [pytest.mark.usefixtures("real_nodes")]
 
 
 def _netns_mounts(under: Path) -> list[str]:

@@ -48,6 +48,7 @@ def test_examples_exist_for_every_failure_row() -> None:
         assert any(e.endswith("/" + reason) for e in expected), reason
 
 
+@pytest.mark.usefixtures("real_nodes")  # some examples run on a real node
 def test_the_whole_folder_applied_at_once_plays_out_as_each_example_says(
         as_default: Kubectl) -> None:
     """As a new user would: one `kubectl apply -f examples/` into their namespace. An

@@ -162,7 +162,7 @@ def test_argocd_edge_cases(tjcheck: Path) -> None:
     assert "unknown phase Paused" in unknown["message"]
     assert argocd(tjcheck, _with_status(running, reason=None, message=None)) == {
         "status": "Progressing", "message": "Running"}
-    no_phase = _with_status(fixture("NoStatus"), kopf={"progress": {}})
+    no_phase = _with_status(fixture("NoStatus"), attempt=1)
     assert argocd(tjcheck, no_phase)["status"] == "Progressing"
     assert flux(tjcheck, no_phase)["status"] == "InProgress"  # status exists, phase not yet
     # A finished job's phase is final: a stale observedGeneration (only possible without the

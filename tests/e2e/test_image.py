@@ -14,11 +14,12 @@ import pytest
 import yaml
 
 from devcluster import opimage
-from tests.conftest import ROOT, TEST_CLUSTER_DIR
+from tests.conftest import TEST_CLUSTER_DIR
 from tests.e2e.test_real_node import real_job
+from tests.harness import ROOT
 from tests.kube import Kubectl
 
-pytestmark = [pytest.mark.real_node, pytest.mark.usefixtures("real_nodes")]
+pytestmark = [pytest.mark.usefixtures("real_nodes")]
 TAG = "trainingjob-operator:e2e"
 # `make test` builds TAG before pytest (the `e2e-image` target); a cold build takes about
 # 5 minutes, so a run of these tests alone must not fail on pytest's 300 s default.

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHART, OPERATOR_NAMESPACE, RELEASE, Cluster, Installation, Operator
+from tests.conftest import CHART, OPERATOR_NAMESPACE, RELEASE, Installation, Operator
 from tests.e2e.test_operator_ha import ready
+from tests.harness import Cluster
 from tests.kube import Kubectl, eventually, status_of, training_job, wait_phase
 
 SA = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{RELEASE}"

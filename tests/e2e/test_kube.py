@@ -10,7 +10,8 @@ import pytest
 from trainingjob_operator.kube import Kube, NotLeaderError
 from trainingjob_operator.models import ObjectMeta
 
-from tests.conftest import Cluster, Operator
+from tests.conftest import Operator
+from tests.harness import Cluster
 from tests.kube import Kubectl, training_job
 
 

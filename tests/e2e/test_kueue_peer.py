@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from devcluster import kueue
-from tests.conftest import Cluster
+from tests.harness import Cluster
 from tests.kube import Kubectl, eventually
 
 # A machine's first run builds Kueue in the fixture (cold: 17 min measured on a busy machine).
@@ -80,7 +80,7 @@ def _remove_kueue(kubectl: Kubectl, crds: list[str], proc: subprocess.Popen[byte
 
 
 @pytest.fixture(scope="module")
-def peer(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
+def kueue_peer(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
     kubectl = cluster.kubectl
     files = kueue.crds()
     crds = _crd_names(files)
@@ -119,50 +119,51 @@ def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
     return found
 
 
-def test_kueue_crds_are_served_and_the_manager_stays_up(peer: Peer) -> None:
-    lq = peer.ns.json("get", "localqueue", kueue.LOCAL_QUEUE)
+def test_kueue_crds_are_served_and_the_manager_stays_up(kueue_peer: Peer) -> None:
+    lq = kueue_peer.ns.json("get", "localqueue", kueue.LOCAL_QUEUE)
     assert lq["spec"]["clusterQueue"] == kueue.CLUSTER_QUEUE
-    peer.ns.wait(f"localqueue/{kueue.LOCAL_QUEUE}", "condition=Active")
-    cq = peer.ns.json("get", "clusterqueue", kueue.CLUSTER_QUEUE)
+    kueue_peer.ns.wait(f"localqueue/{kueue.LOCAL_QUEUE}", "condition=Active")
+    cq = kueue_peer.ns.json("get", "clusterqueue", kueue.CLUSTER_QUEUE)
     assert _condition(cq, "Active")["status"] == "True"
     # No webhook of Kueue's is registered with the API server.
     for kind in ("validatingwebhookconfigurations", "mutatingwebhookconfigurations"):
-        names = [w["metadata"]["name"] for w in peer.ns.json("get", kind)["items"]]
+        names = [w["metadata"]["name"] for w in kueue_peer.ns.json("get", kind)["items"]]
         assert not [n for n in names if "kueue" in n], names
-    peer.alive()
+    kueue_peer.alive()
 
 
-def test_a_suspended_job_in_the_queue_is_admitted_and_completes_on_kwok(peer: Peer) -> None:
-    peer.ns.apply(kueue.job("fits", peer.ns.namespace or "", 1, 2,
+def test_a_suspended_job_in_the_queue_is_admitted_and_completes_on_kwok(kueue_peer: Peer) -> None:
+    kueue_peer.ns.apply(kueue.job("fits", kueue_peer.ns.namespace or "", 1, 2,
                             {"outcome": "succeed", "run-duration": "1s"}))
-    workload = eventually(lambda: _workload_of(peer.ns, "fits"), timeout=60,
+    workload = eventually(lambda: _workload_of(kueue_peer.ns, "fits"), timeout=60,
                           what="Kueue to create the Job's Workload")
     assert workload["spec"]["queueName"] == kueue.LOCAL_QUEUE
-    peer.ns.wait(f"workload/{workload['metadata']['name']}", "condition=Admitted")
-    admitted = peer.ns.json("get", "workload", workload["metadata"]["name"])
+    kueue_peer.ns.wait(f"workload/{workload['metadata']['name']}", "condition=Admitted")
+    admitted = kueue_peer.ns.json("get", "workload", workload["metadata"]["name"])
     assert admitted["status"]["admission"]["clusterQueue"] == kueue.CLUSTER_QUEUE
-    peer.ns.wait("job/fits", "jsonpath={.spec.suspend}=false")
-    peer.ns.wait("job/fits", "condition=Complete", timeout=120)
-    pods = peer.ns.json("get", "pods", "-l", "job-name=fits")["items"]
+    kueue_peer.ns.wait("job/fits", "jsonpath={.spec.suspend}=false")
+    kueue_peer.ns.wait("job/fits", "condition=Complete", timeout=120)
+    pods = kueue_peer.ns.json("get", "pods", "-l", "job-name=fits")["items"]
     assert len(pods) == 2
     nodes = {p["spec"]["nodeName"] for p in pods}
-    kwok = {n["metadata"]["name"] for n in peer.ns.json("get", "nodes", "-l", "type=kwok")["items"]}
+    kwok = {n["metadata"]["name"]
+            for n in kueue_peer.ns.json("get", "nodes", "-l", "type=kwok")["items"]}
     assert nodes <= kwok, f"pods ran on {nodes}, not only kwok nodes"
     assert {p["status"]["phase"] for p in pods} == {"Succeeded"}
-    peer.ns.wait(f"workload/{workload['metadata']['name']}", "condition=Finished")
-    peer.alive()
+    kueue_peer.ns.wait(f"workload/{workload['metadata']['name']}", "condition=Finished")
+    kueue_peer.alive()
 
 
-def test_a_job_larger_than_the_cluster_queue_stays_suspended(peer: Peer) -> None:
-    pods = peer.gpus // 8 + 1  # 8-GPU pods: one more than the ClusterQueue holds
-    peer.ns.apply(kueue.job("too-big", peer.ns.namespace or "", 8, pods,
+def test_a_job_larger_than_the_cluster_queue_stays_suspended(kueue_peer: Peer) -> None:
+    pods = kueue_peer.gpus // 8 + 1  # 8-GPU pods: one more than the ClusterQueue holds
+    kueue_peer.ns.apply(kueue.job("too-big", kueue_peer.ns.namespace or "", 8, pods,
                             {"outcome": "succeed", "run-duration": "1s"}))
-    workload = eventually(lambda: _workload_of(peer.ns, "too-big"), timeout=60,
+    workload = eventually(lambda: _workload_of(kueue_peer.ns, "too-big"), timeout=60,
                           what="Kueue to create the Job's Workload")
     name = workload["metadata"]["name"]
 
     def refused() -> dict[str, Any] | None:
-        wl = peer.ns.json("get", "workload", name)
+        wl = kueue_peer.ns.json("get", "workload", name)
         reserved = _condition(wl, "QuotaReserved")
         return wl if reserved.get("status") == "False" else None
 
@@ -172,7 +173,7 @@ def test_a_job_larger_than_the_cluster_queue_stays_suspended(peer: Peer) -> None
     assert "insufficient quota" in message, message
     assert _condition(refused_wl, "Admitted").get("status") != "True"
     assert "admission" not in refused_wl["status"]
-    job = peer.ns.json("get", "job", "too-big")
+    job = kueue_peer.ns.json("get", "job", "too-big")
     assert job["spec"]["suspend"] is True
-    assert not peer.ns.json("get", "pods", "-l", "job-name=too-big")["items"]
-    peer.alive()
+    assert not kueue_peer.ns.json("get", "pods", "-l", "job-name=too-big")["items"]
+    kueue_peer.alive()

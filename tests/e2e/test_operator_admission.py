@@ -30,8 +30,10 @@ def test_job_larger_than_free_gpus_waits_then_is_admitted_when_another_finishes(
     assert waiting["queue"]["gpusNeeded"] == 16 and waiting["queue"]["gpusFree"] == 8
     assert "needs 16 GPUs (2 workers x 8 nvidia.com/gpu), 8 free" in waiting["message"]
     assert waiting["queue"]["position"] >= 1
-    conditions = {c["type"]: c["status"] for c in waiting["conditions"]}
-    assert conditions["Admitted"] == "False"
+    conditions = {c["type"]: (c["status"], c["reason"]) for c in waiting["conditions"]}
+    assert conditions["Admitted"] == ("False", "WaitingForCapacity")
+    assert conditions["Reconciling"] == ("True", "WaitingForCapacity")
+    assert conditions["Running"] == ("False", "Pending")
 
     wait_phase(ns, "big", "Completed", timeout=60)
     ns.wait("tj/next", "condition=Complete", timeout=60)

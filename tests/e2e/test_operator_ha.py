@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import OPERATOR_NAMESPACE, RELEASE, Cluster, Installation, Operator
+from tests.conftest import OPERATOR_NAMESPACE, RELEASE, Installation, Operator
+from tests.harness import Cluster
 from tests.kube import Kubectl, eventually, training_job, wait_phase
 
 pytestmark = [pytest.mark.kwok]
@@ -43,6 +44,11 @@ def writes_by(cluster: Cluster, credential: str) -> list[dict[str, Any]]:
         if ids == [credential] and entry["verb"] in WRITES:
             out.append(entry)
     return out
+
+
+def lease_writes(cluster: Cluster, credential: str) -> int:
+    """The Lease renewals (and the claim) made with this credential."""
+    return sum(e["objectRef"]["resource"] == "leases" for e in writes_by(cluster, credential))
 
 
 def holder(kubectl: Kubectl) -> str:
@@ -96,11 +102,17 @@ def test_only_the_leader_writes_and_a_killed_leader_hands_over_within_20s(
         for name in ("before-a", "before-b"):
             wait_phase(ns, name, "Completed")
         wait_phase(ns, "across", "Running")
-        time.sleep(2 * float(Operator.ENV.get("TRAININGJOB_SWEEP_SECONDS", "2")))
+        # A standby that acted on what it saw would have written by the time the leader has
+        # renewed its lease twice more: the standby reads the Lease, and its loop looks at
+        # the leader gauge, at least once in that time (both every lease_retry_seconds or
+        # more often), and the audit log then holds every write made until the renewal.
+        leader_id = credential_id(leader.kubeconfig)
+        renewals = lease_writes(cluster, leader_id)
+        eventually(lambda: lease_writes(cluster, leader_id) >= renewals + 2, timeout=20,
+                   interval=0.2, what="two more lease renewals by the leader")
         assert writes_by(cluster, credential_id(standby.kubeconfig)) == [], \
             "the standby wrote to the API"
-        leader_writes = {e["objectRef"]["resource"]
-                         for e in writes_by(cluster, credential_id(leader.kubeconfig))}
+        leader_writes = {e["objectRef"]["resource"] for e in writes_by(cluster, leader_id)}
         assert {"trainingjobs", "pods", "leases"} <= leader_writes
 
         # SIGKILL the leader: no chance to release the lease.

@@ -37,18 +37,22 @@ def test_metrics_count_admissions_phases_waits_and_timeouts(
     ns.wait("tj/counted", "condition=Complete", timeout=60)
     ns.wait("tj/late", "condition=Failed", timeout=60)
 
+    # The counters move once the writes that kubectl wait saw have returned. Wait for the
+    # two this test's jobs must move (the census of Completed jobs may count earlier tests'
+    # jobs, so it says nothing of these).
+    ended = ('trainingjob_transitions_total{phase="Completed",reason="Succeeded"}',
+             'trainingjob_timeouts_total{timeout="queue"}')
+
     def grew() -> dict[str, float] | None:
-        after = _scrape(running_operator.metrics_url)
-        return after if after["trainingjob_jobs{phase=\"Completed\"}"] >= 1 else None
-    after = eventually(grew, timeout=10, what="the census to count the Completed job")
+        now = _scrape(running_operator.metrics_url)
+        return now if all(now.get(n, 0.0) > before.get(n, 0.0) for n in ended) else None
+    after = eventually(grew, timeout=10, what="the counters to count both jobs' ends")
 
     def delta(name: str) -> float:
         return after[name] - before.get(name, 0.0)
     assert delta("trainingjob_admissions_total") >= 1
     assert delta("trainingjob_queue_wait_seconds_count") >= 1
     assert delta("trainingjob_deploy_seconds_count") >= 1
-    assert delta('trainingjob_timeouts_total{timeout="queue"}') >= 1
-    assert delta('trainingjob_transitions_total{phase="Completed",reason="Succeeded"}') >= 1
     assert after['trainingjob_jobs{phase="DeployFailed"}'] >= 1
     assert 'trainingjob_retries_total' in after
     assert 'trainingjob_queue_gpus_requested' in after

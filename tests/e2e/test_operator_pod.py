@@ -20,12 +20,13 @@ import pytest
 import yaml
 
 from devcluster.realnode import REAL_NODE_LABEL, REAL_NODE_TAINT
-from tests.conftest import CHART, ROOT, TEST_CLUSTER_DIR, Cluster, Installation, Operator
+from tests.conftest import CHART, TEST_CLUSTER_DIR, Installation, Operator
 from tests.e2e.test_image import _docker
 from tests.e2e.test_real_node import real_job
+from tests.harness import ROOT, Cluster
 from tests.kube import Kubectl, eventually, status_of, training_job
 
-pytestmark = [pytest.mark.real_node, pytest.mark.usefixtures("real_nodes")]
+pytestmark = [pytest.mark.usefixtures("real_nodes")]
 RELEASE = "in-cluster-trainingjob-operator"  # contains the chart name: the fullname
 NAMESPACE = "tj-in-cluster-system"
 REPOSITORY = "trainingjob-operator"

@@ -120,8 +120,10 @@ def test_queue_timeout_ends_a_waiting_job(ns: Kubectl) -> None:
     assert "spec.timeouts.queueSeconds=3s (no node can hold one worker" in status["message"]
     waited = entered(status, "DeployFailed") - entered(status, "Pending")
     assert 3 <= waited.total_seconds() <= 6, waited
-    conditions = {c["type"]: c["status"] for c in status["conditions"]}
-    assert conditions["Finished"] == "True" and conditions["Admitted"] == "False"
+    conditions = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+    assert conditions["Finished"] == ("True", "DeployFailed")
+    assert conditions["Failed"] == ("True", "QueueTimeout")
+    assert conditions["Admitted"] == ("False", "QueueTimeout")  # it never was
 
 
 def test_deploy_timeout_names_the_last_problem_and_releases_the_gpus(

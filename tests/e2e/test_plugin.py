@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from devcluster.components import cri_log_line
-from tests.conftest import ROOT, Cluster
+from tests.harness import ROOT, Cluster
 from tests.kube import ANNOTATION, Kubectl, eventually, status_of, training_job, wait_phase
 
 pytestmark = [pytest.mark.kwok, pytest.mark.usefixtures("running_operator")]

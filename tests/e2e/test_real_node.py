@@ -15,12 +15,12 @@ import pytest
 
 from devcluster.images import TRAINER_IMAGE
 from devcluster.realnode import CTR, REAL_NODE_LABEL, REAL_NODE_TAINT
-from tests.conftest import TEST_CLUSTER_DIR, Cluster
+from tests.conftest import TEST_CLUSTER_DIR
 from tests.e2e.test_plugin import Plugin
+from tests.harness import Cluster
 from tests.kube import Kubectl, eventually, status_of, stop, training_job, wait_phase
 
-pytestmark = [pytest.mark.real_node,
-              pytest.mark.usefixtures("running_operator", "real_nodes")]
+pytestmark = [pytest.mark.usefixtures("running_operator", "real_nodes")]
 
 
 def real_job(name: str, *trainer_args: str, workers: int = 1,

@@ -12,8 +12,7 @@ import pytest
 from tests.e2e.test_real_node import _ends, _logs, real_job
 from tests.kube import Kubectl, eventually
 
-pytestmark = [pytest.mark.real_node,
-              pytest.mark.usefixtures("running_operator", "real_nodes")]
+pytestmark = [pytest.mark.usefixtures("running_operator", "real_nodes")]
 
 
 def shell_job(name: str, script: str, **spec: Any) -> dict[str, Any]:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Cluster, Installation, Operator
+from tests.conftest import Installation, Operator
 from tests.e2e.test_operator_ha import credential_id, holder, probe, writes_by
+from tests.harness import ROOT, Cluster
 from tests.kube import Kubectl, eventually, training_job, wait_cluster_idle, wait_phase
 
 pytestmark = [pytest.mark.kwok]

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 from trainingjob_operator import vocabulary
-from trainingjob_operator.settings import Settings
+from trainingjob_operator.settings import RENAMED, Settings, chart_key
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "trainingjob-operator"
@@ -51,11 +51,6 @@ def values() -> dict[str, Any]:
 def schema() -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads((CHART / "values.schema.json").read_text())
     return loaded
-
-
-def camel(snake: str) -> str:
-    head, *rest = snake.split("_")
-    return head + "".join(part.title() for part in rest)
 
 
 # --- the CRD: one source (make crds), copies byte-identical ----------------------------------
@@ -181,16 +176,17 @@ def test_chart_settings_are_exactly_the_operators_tunables() -> None:
     """Each `settings` key renders TRAININGJOB_<SNAKE> that Settings reads; each Settings field
     is settable through the chart (under `settings`, or a value of its own)."""
     names = {f.name for f in fields(Settings)}
+    renamed = {chart_key(old) for old in RENAMED}  # still read, with a warning
     in_schema = set(schema()["properties"]["settings"]["properties"])
     readme = (CHART / "README.md").read_text()
     for key in in_schema:
         snake = re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()  # what sprig's snakecase gives
-        assert snake in names, f"settings.{key}: Settings has no field {snake}"
+        assert snake in names or key in renamed, f"settings.{key}: Settings has no field {snake}"
         assert f"| `{key}` | `TRAININGJOB_{snake.upper()}` |" in readme, key
     missing = names - {re.sub(r"(?<!^)(?=[A-Z])", "_", k).lower() for k in in_schema}
     missing -= set(CHART_MANAGED)
     assert not missing, (f"Settings fields the chart cannot set: {sorted(missing)}; add them "
-                         f"to values.schema.json settings as {[camel(m) for m in missing]}")
+                         f"to values.schema.json settings as {[chart_key(m) for m in missing]}")
     deployment = (CHART / "templates" / "deployment.yaml").read_text()
     for name in CHART_MANAGED:
         assert f"name: TRAININGJOB_{name.upper()}" in deployment, name

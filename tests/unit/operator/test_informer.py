@@ -1,9 +1,13 @@
 """The informers' stores and relists, on plain data (no API: a relist is given its list)."""
 
 import asyncio
+import json
+import logging
 from typing import Any, cast
 
+import pytest
 from kubernetes.aio.client.exceptions import ApiException
+from trainingjob_operator import informer as informer_module
 from trainingjob_operator.informer import KeyedInformer, KeyedStore, PodInformer, PodStore, keys
 from trainingjob_operator.kube import Rest
 from trainingjob_operator.pods import PodView, parse_pod
@@ -84,7 +88,9 @@ def test_a_namespaced_relist_drops_only_its_own_namespace_from_a_shared_store() 
 def test_a_pod_relist_reports_pods_deleted_meanwhile() -> None:
     changed: list[str] = []
 
-    async def note(pod: PodView) -> None:
+    async def note(before: PodView | None, after: PodView | None) -> None:
+        pod = after or before
+        assert pod is not None
         changed.append(pod.uid)
 
     informer = PodInformer(cast(Rest, None), note)
@@ -92,6 +98,19 @@ def test_a_pod_relist_reports_pods_deleted_meanwhile() -> None:
     changed.clear()
     asyncio.run(informer.replace([_pod("u2", "n1", "j")]))
     assert changed == ["u1"] and [p.uid for p in informer.store[("ns", "j")]] == ["u2"]
+
+
+def test_a_pod_event_reports_the_pod_as_it_was_and_as_it_is() -> None:
+    seen: list[tuple[str | None, str | None]] = []
+
+    async def note(before: PodView | None, after: PodView | None) -> None:
+        seen.append((before.node_name if before else None, after.node_name if after else None))
+
+    informer = PodInformer(cast(Rest, None), note)
+    asyncio.run(informer.apply(False, _pod("u1", "", "j")))
+    asyncio.run(informer.apply(False, _pod("u1", "n1", "j")))
+    asyncio.run(informer.apply(True, _pod("u1", "n1", "j")))
+    assert seen == [(None, ""), ("", "n1"), ("n1", None)]
 
 
 class Pages:
@@ -139,7 +158,9 @@ def test_a_relist_reads_pages_and_starts_again_when_a_continue_token_expires() -
 def test_a_pod_relist_in_pages_replaces_the_store_once_whole() -> None:
     changed: list[str] = []
 
-    async def note(pod: PodView) -> None:
+    async def note(before: PodView | None, after: PodView | None) -> None:
+        pod = after or before
+        assert pod is not None
         changed.append(pod.uid)
 
     pages = Pages([_pod(f"u{i}", "n1", "j") for i in range(3)])
@@ -148,3 +169,40 @@ def test_a_pod_relist_in_pages_replaces_the_store_once_whole() -> None:
     asyncio.run(informer._relist())
     assert len(pages.asked) == 3 and sorted(changed) == ["u0", "u1", "u2"]
     assert len(informer.store[("ns", "j")]) == 3
+
+
+class Refusing:
+    """A Rest whose lists are answered with these errors in turn, then the run is ended."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+
+    async def request(self, method: str, path: str, body: Any = None, *,
+                      query: dict[str, Any] | None = None) -> dict[str, Any]:
+        if not self.errors:
+            raise asyncio.CancelledError
+        raise self.errors.pop(0)
+
+
+def test_a_failed_list_is_one_line_and_a_transient_answer_no_warning(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A fresh start's first list meets the CRD's watch cache still filling (429): one INFO
+    line that says what comes next, not kubernetes.aio's dump of headers and body."""
+    monkeypatch.setattr(informer_module, "RETRY_SECONDS", 0.0)
+    storage = json.dumps({"kind": "Status", "code": 429, "reason": "TooManyRequests",
+                          "message": "storage is (re)initializing"})
+    refused = ApiException(status=429, reason="Too Many Requests", body=storage)
+    refused.headers = {"Retry-After": "1", "Audit-Id": "a1b2"}
+    forbidden = ApiException(status=403, reason="Forbidden", body=json.dumps(
+        {"reason": "Forbidden", "message": 'nodes is forbidden: User "op" cannot list'}))
+    informer, _ = _keyed("/apis/g/v1/things")
+    informer.rest = cast(Rest, Refusing(refused, forbidden))
+    caplog.set_level(logging.INFO, logger=informer_module.__name__)
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(informer.run())
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.INFO, "list and watch of /apis/g/v1/things: the API server answered 429 "
+                       "TooManyRequests: storage is (re)initializing; listing again in 0s"),
+        (logging.WARNING, "list and watch of /apis/g/v1/things: the API server answered 403 "
+                          'Forbidden: nodes is forbidden: User "op" cannot list; listing '
+                          "again in 0s")]

@@ -1,16 +1,23 @@
 """What the probes say about the API server, from the requests' own fate (no API here)."""
 
+import json
 from typing import cast
 
 import pytest
 from kubernetes.aio import client
+from kubernetes.aio.client.exceptions import ApiException
 from trainingjob_operator.kube import (
+    QUOTED_CHARS,
     STALLED_SECONDS,
     Answer,
     Rest,
     _same_owner_name,
     answer,
+    answered,
     passing,
+    said,
+    transient,
+    transient_answer,
 )
 
 
@@ -80,3 +87,54 @@ def test_an_existing_object_of_an_earlier_job_of_that_name_is_waited_for_not_tak
     assert not _same_owner_name({"metadata": {"ownerReferences": [
         {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "j", "uid": "x",
          "controller": True}]}}, ours)
+
+
+# What the API server answers a list while the CRD's watch cache fills (every fresh start).
+INITIALIZING = json.dumps({
+    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+    "message": "storage is (re)initializing", "reason": "TooManyRequests",
+    "details": {"retryAfterSeconds": 1}, "code": 429})
+
+
+@pytest.mark.parametrize(("status", "http_reason", "body", "line"), [
+    (429, "Too Many Requests", INITIALIZING, "429 TooManyRequests: storage is (re)initializing"),
+    (503, "Service Unavailable", "", "503 Service Unavailable"),
+    (404, "Not Found", "404 page not found\n", "404 Not Found: 404 page not found"),
+    (500, "Internal Server Error", json.dumps({"message": "a\n  webhook\tsaid"}),
+     "500 Internal Server Error: a webhook said"),  # no Status reason: the HTTP one
+    (502, "Bad Gateway", "<html>" + "x" * 1000,  # a proxy's page: its start only
+     "502 Bad Gateway: <html>" + "x" * (QUOTED_CHARS - len("<html>"))),
+])
+def test_an_error_answer_is_one_line_of_status_reason_and_message(
+        status: int, http_reason: str, body: str, line: str) -> None:
+    assert answered(status, http_reason, body) == line
+
+
+def test_an_api_exception_is_said_without_its_headers_and_body() -> None:
+    err = ApiException(status=429, reason="Too Many Requests", body=INITIALIZING)
+    err.headers = {"Retry-After": "1", "Audit-Id": "a1b2", "Content-Type": "application/json"}
+    assert "HTTP response headers" in str(err)  # kubernetes.aio's own str(): a dump
+    assert said(err) == ("the API server answered 429 TooManyRequests: storage is "
+                         "(re)initializing")
+    assert said(ConnectionRefusedError(111, "Connect call failed")) == (
+        "[Errno 111] Connect call failed")
+    assert said(TimeoutError()) == "TimeoutError"
+
+
+@pytest.mark.parametrize(("status", "message", "passes"), [
+    (429, "storage is (re)initializing", True),
+    (429, "Too many requests, please try again later.", True),
+    (503, "the server is currently unable to handle the request", True),
+    (504, "", True),
+    (500, "etcdserver: leader changed", True),
+    (500, "Internal error occurred: failed calling webhook", False),
+    (403, "error looking up service account ns/default", False),  # a create's refusal only
+    (404, 'the server could not find the requested resource', False),
+    (410, "too old resource version", False),
+])
+def test_a_transient_answer_is_the_api_servers_own_passing_state(
+        status: int, message: str, passes: bool) -> None:
+    assert transient(status, message) is passes
+    body = json.dumps({"message": message})
+    assert transient_answer(ApiException(status=status, reason="", body=body)) is passes
+    assert not transient_answer(ConnectionRefusedError())

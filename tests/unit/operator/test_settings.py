@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from trainingjob_operator.settings import Settings
+from trainingjob_operator.settings import Settings, deprecated
 from trainingjob_operator.vocabulary import DEFAULT_ACCELERATORS
 
 CHART = Path(__file__).resolve().parents[3] / "charts" / "trainingjob-operator"
@@ -23,6 +23,26 @@ def test_leader_election_settings_and_their_defaults() -> None:
     assert Settings.from_env({}).lease_namespace == "default"
     assert Settings.from_env({"TRAININGJOB_LEASE_NAMESPACE": "x",
                               "POD_NAMESPACE": "y"}).lease_namespace == "x"
+
+
+def test_a_renamed_setting_still_reads_its_old_variable_with_one_warning() -> None:
+    """TRAININGJOB_SWEEP_SECONDS (chart: settings.sweepSeconds) swept nothing any more: it is
+    how often the loop looks at the leader gauge. Old deployments keep working."""
+    old, new = "TRAININGJOB_SWEEP_SECONDS", "TRAININGJOB_LEADER_CHECK_SECONDS"
+    assert Settings.from_env({old: "0.5"}).leader_check_seconds == 0.5
+    assert deprecated({old: "0.5"}) == [
+        "TRAININGJOB_SWEEP_SECONDS is deprecated: it is read as "
+        "TRAININGJOB_LEADER_CHECK_SECONDS; set that instead (in the Helm chart: "
+        "settings.leaderCheckSeconds instead of settings.sweepSeconds)"]
+    both = {old: "0.5", new: "3"}
+    assert Settings.from_env(both).leader_check_seconds == 3.0
+    assert deprecated(both) == [
+        "TRAININGJOB_SWEEP_SECONDS is deprecated and ignored: "
+        "TRAININGJOB_LEADER_CHECK_SECONDS is set (in the Helm chart: "
+        "settings.leaderCheckSeconds instead of settings.sweepSeconds)"]
+    assert deprecated({new: "3"}) == [] and Settings.from_env({new: "3"}).leader_check_seconds == 3
+    with pytest.raises(ValueError, match=old):  # the variable that was set, by its name
+        Settings.from_env({old: "soon"})
 
 
 @pytest.mark.parametrize(("name", "value"), [("TRAININGJOB_LEADER_ELECT", "maybe"),

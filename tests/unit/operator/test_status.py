@@ -3,16 +3,19 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
 from trainingjob_operator.lifecycle import decide
+from trainingjob_operator.models import TrainingJobStatus
 from trainingjob_operator.settings import Settings
 from trainingjob_operator.status import (
     conditions,
     counts,
     dump_status,
+    refresh,
     transition,
     unreadable_status,
 )
-from trainingjob_operator.vocabulary import Phase, Reason
+from trainingjob_operator.vocabulary import EVENT_ONLY, PHASE_REASONS, Phase, Reason
 from trainingjob_operator.workers import classify
 
 from tests.unit.operator.factories import NOW, T0, at, exited, job, running
@@ -21,12 +24,80 @@ S = Settings()
 
 
 def test_a_condition_keeps_its_transition_time_while_its_status_stays() -> None:
-    first = conditions((), Phase.DEPLOYING, "CreatingWorkers", "m", True, 1, "t1")
-    later = conditions(first, Phase.RUNNING, "WorkersRunning", "m", True, 1, "t2")
+    first = conditions((), Phase.DEPLOYING, Reason.CREATING_WORKERS, "m", True, 1, "t1")
+    later = conditions(first, Phase.RUNNING, Reason.WORKERS_RUNNING, "m", True, 1, "t2")
     since = {c.type: c.last_transition_time for c in later}
     assert since["Admitted"] == "t1" and since["Reconciling"] == "t1"  # True both times
     assert since["Running"] == "t2"  # False -> True
     assert {c.type: c.reason for c in later}["Admitted"] == "Admitted"
+
+
+def _conditions(status: TrainingJobStatus) -> dict[str, tuple[str, str]]:
+    return {c.type: (c.status, c.reason) for c in status.conditions}
+
+
+# status and reason of each condition after: a run that Completed, a run that Failed
+# (OOMKilled), and a new job's first Pending status.
+OWN_REASONS = {
+    "Admitted": ("True Admitted", "True Admitted", "False WaitingForCapacity"),
+    "Running": ("False Completed", "False Failed", "False Pending"),
+    "Finished": ("True Completed", "True Failed", "False Pending"),
+    "Complete": ("True Succeeded", "False Failed", "False Pending"),
+    "Failed": ("False Completed", "True OOMKilled", "False Pending"),
+    "Reconciling": ("False Completed", "False Failed", "True WaitingForCapacity"),
+    "Stalled": ("False Completed", "True OOMKilled", "False Pending"),
+}
+
+
+def test_each_condition_has_its_own_reason_not_the_jobs() -> None:
+    """True: the job's reason (Admitted and Finished: their own word); False: the phase
+    that keeps it False, except Admitted=False, which says why the job is not admitted."""
+    running = job(at("Running", history=[{"phase": "Created", "reason": "Admitted",
+                                          "time": T0}]))
+    written = [transition(running, Phase.COMPLETED, Reason.SUCCEEDED, "ok", NOW, S),
+               transition(running, Phase.FAILED, Reason.OOM_KILLED, "OOMKilled", NOW, S),
+               transition(job(), Phase.PENDING, Reason.WAITING_FOR_CAPACITY, "queued", NOW, S)]
+    for i, status in enumerate(written):
+        assert _conditions(status) == {
+            type_: tuple(want[i].split()) for type_, want in OWN_REASONS.items()}
+
+
+def test_a_job_that_ends_from_the_queue_was_not_admitted_even_after_an_earlier_attempt() -> None:
+    """Admitted speaks of the last attempt: a retried job that times out in the queue never
+    got its second reservation (the history still has the first attempt's Created)."""
+    retried = job(at("Pending", attempt=2, reason="WorkerLost", history=[
+        {"phase": "Created", "reason": "Admitted", "time": T0, "attempt": 1},
+        {"phase": "Pending", "reason": "WorkerLost", "time": T0, "attempt": 2}]))
+    timed_out = transition(retried, Phase.DEPLOY_FAILED, Reason.QUEUE_TIMEOUT, "late", NOW, S)
+    assert _conditions(timed_out)["Admitted"] == ("False", "QueueTimeout")
+    assert _conditions(timed_out)["Finished"] == ("True", "DeployFailed")
+
+
+def test_refresh_rebuilds_reason_message_and_conditions_and_adds_no_history() -> None:
+    waits = job(at("Pending", reason="WaitingForCapacity"), workers=2)
+    waits = waits.model_copy(update={"status": transition(
+        waits, Phase.PENDING, Reason.WAITING_FOR_CAPACITY, "queued", NOW, S)})
+    later = NOW + timedelta(minutes=5)
+    held = refresh(waits, Reason.QUEUED_BEHIND_HIGHER_PRIORITY, "behind ns/vip\x1b[2J", later)
+    assert (held.phase, held.reason) == (Phase.PENDING, "QueuedBehindHigherPriority")
+    assert held.message == "behind ns/vip"  # printable, as a transition's
+    assert held.history == waits.status.history and held.phase_time == waits.status.phase_time
+    assert _conditions(held)["Admitted"] == ("False", "QueuedBehindHigherPriority")
+    assert _conditions(held)["Reconciling"] == ("True", "QueuedBehindHigherPriority")
+    assert all(c.message == "behind ns/vip" for c in held.conditions)
+    # Still False, still True: each keeps the time it became so.
+    assert {c.last_transition_time for c in held.conditions} == {"2026-01-01T12:00:00Z"}
+
+
+def test_every_reason_belongs_to_a_phase_and_a_phase_refuses_any_other() -> None:
+    placed = set().union(*PHASE_REASONS.values())
+    assert placed == set(Reason) - EVENT_ONLY
+    assert not placed & EVENT_ONLY
+    assert set(PHASE_REASONS) == set(Phase)
+    with pytest.raises(AssertionError, match="Completed cannot carry reason OOMKilled"):
+        transition(job(at("Running")), Phase.COMPLETED, Reason.OOM_KILLED, "x", NOW, S)
+    with pytest.raises(AssertionError, match="Pending cannot carry reason Succeeded"):
+        refresh(job(at("Pending")), Reason.SUCCEEDED, "x", NOW)
 
 
 def test_transition_appends_history_and_sets_the_times_once() -> None:
@@ -49,7 +120,9 @@ def test_counts_see_ready_succeeded_and_failed_workers() -> None:
     assert (c.total, c.ready, c.succeeded, c.failed) == (3, 1, 1, 1)
 
 
-def test_dump_status_is_a_merge_patch_that_leaves_kopf_its_own_part() -> None:
+def test_dump_status_is_a_merge_patch_of_the_models_fields_only() -> None:
+    """A field the model does not have (status.kopf, which kopf kept while it ran handlers,
+    before the CRD dropped it) is read past and never written back."""
     j = job(at("Running", kopf={"progress": {}}))
     out = dump_status(j.status)
     assert "kopf" not in out and out["phase"] == "Running"

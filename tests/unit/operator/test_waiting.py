@@ -6,7 +6,7 @@ from trainingjob_operator.decision import Decision
 from trainingjob_operator.queue import Waiting
 from trainingjob_operator.settings import Settings
 from trainingjob_operator.vocabulary import Reason
-from trainingjob_operator.waiting import WriteBudget, queue_writes, waiting
+from trainingjob_operator.waiting import WriteBudget, next_refresh, queue_writes, waiting
 
 from tests.unit.operator.factories import NOW, at, job
 
@@ -30,6 +30,11 @@ def test_waiting_status_says_why_and_where_and_is_rewritten_only_when_due() -> N
     assert waiting(again, moved, NOW + timedelta(seconds=1), S) == Decision()  # not due yet
     later = waiting(again, moved, NOW + timedelta(seconds=S.queue_refresh_seconds), S).status
     assert later is not None and later.queue is not None and later.queue.position == 2
+    freed = Waiting(("ns", "j"), Reason.WAITING_FOR_CAPACITY, 16, 12, 8, position=3,
+                    namespace_position=1)
+    more = waiting(again, freed, NOW + timedelta(seconds=S.queue_refresh_seconds), S).status
+    assert more is not None and "12 free" in str(more.message)  # new numbers: the conditions
+    assert all(c.message == more.message for c in more.conditions)  # say them too
     held = Waiting(("ns", "j"), Reason.QUEUED_BEHIND_HIGHER_PRIORITY, 16, 16, 8, position=2,
                    detail="ns/vip (priority 5) is ahead in the queue and waits for the same nodes")
     now_held = waiting(again, held, NOW + timedelta(seconds=1), S).status  # reason: at once
@@ -95,3 +100,30 @@ def test_write_budget_refills_at_its_rate_and_saves_up_only_a_burst() -> None:
     allowed, budget = budget.spend(500, 1000.0, 20.0)
     assert allowed == 100  # an hour idle saves up five seconds' worth, no more
     assert budget.spend(0, 1000.0, 20.0)[0] == 0
+
+
+def test_a_spec_changed_while_waiting_is_observed_even_when_the_numbers_stay() -> None:
+    j = job(at("Pending", reason="WaitingForCapacity"))
+    w = Waiting(("ns", "j"), Reason.WAITING_FOR_CAPACITY, 1, 0, 8, position=1)
+    status = waiting(j, w, NOW, S).status
+    assert status is not None and status.observed_generation == 1
+    later = NOW + timedelta(seconds=S.queue_refresh_seconds)
+    same = j.model_copy(update={"status": status})
+    assert waiting(same, w, later, S) == Decision()
+    edited = same.model_copy(update={"metadata": same.metadata.model_copy(
+        update={"generation": 2})})  # e.g. a new image: the same GPUs, the same message
+    again = waiting(edited, w, later, S).status
+    assert again is not None and again.observed_generation == 2
+    assert {c.observed_generation for c in again.conditions} == {2}
+
+
+def test_a_refresh_held_back_says_when_the_queue_must_look_again() -> None:
+    j = job(at("Pending", reason="WaitingForCapacity"), workers=2, gpusPerWorker=8)
+    w = Waiting(("ns", "j"), Reason.WAITING_FOR_CAPACITY, 16, 8, 8, position=3)
+    status = waiting(j, w, NOW, S).status
+    written = {("ns", "j"): j.model_copy(update={"status": status})}
+    soon = NOW + timedelta(seconds=1)
+    assert next_refresh(written, [w], soon, S) is None  # the same numbers: nothing held
+    moved = Waiting(("ns", "j"), Reason.WAITING_FOR_CAPACITY, 16, 8, 8, position=2)
+    assert next_refresh(written, [moved], soon, S) == \
+        NOW + timedelta(seconds=S.queue_refresh_seconds)
