@@ -232,16 +232,7 @@ def test_watches_expired_by_a_compaction_act_on_every_change_made_meanwhile(
         port = state.ports["etcd_client"]
         compacted = etcd_revision(port)
         etcd_call(port, "compaction", {"revision": compacted, "physical": True})
-        # A crash, not a clean stop: a clean stop waits on the frozen operator's open
-        # connections until devcluster's 30 s stop timeout, and 30 s without the API server
-        # (plus the controller-manager's watch back-off) reaches node-monitor-grace-period:
-        # the node controller then marks kwok's nodes Unknown and sets every pod there
-        # NotReady (MarkPodsNotReady), and kwok never readies a pod again, so the chart's
-        # replicas in this shared cluster stayed unready for the rest of the session.
-        restarting = time.monotonic()
-        component(cluster, "restart", "kube-apiserver", "--kill")
-        away = time.monotonic() - restarting
-        assert away < 15, f"the API server was away {away:.0f} s: the nodes may be lost"
+        component(cluster, "restart", "kube-apiserver")
     finally:
         os.kill(op.proc.pid, signal.SIGCONT)
     resumed = time.monotonic()
